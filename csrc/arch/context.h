@@ -1,0 +1,42 @@
+/* Execution contexts: the only place that knows how registers are saved.
+ *
+ * A context is a suspended stack. ctx_switch(from, to) saves the callee-saved
+ * registers and the floating-point control state of the caller into `from` and
+ * resumes `to`; it returns when somebody later switches back to `from`.
+ * Caller-saved registers need no saving: ctx_switch is an ordinary call as far
+ * as the compiler is concerned.
+ *
+ * Three implementations, chosen at build time:
+ *   switch_x86_64.S   System V x86-64: rbx rbp r12-r15, MXCSR, x87 control word
+ *   switch_aarch64.S  AAPCS64: x19-x30, sp, d8-d15, FPCR
+ *   switch_ucontext.c glibc makecontext/swapcontext, the portable fallback
+ *                     (define PYGORO_CONTEXT_UCONTEXT). It costs a
+ *                     sigprocmask syscall per switch (~350 ns here).
+ *
+ * ctx_make prepares a fresh context that, when first switched to, calls
+ * entry(arg) on the given stack. entry must never return: a goroutine ends by
+ * switching away for the last time (see goexit in sched/proc.c).
+ */
+#ifndef PYGORO_ARCH_CONTEXT_H
+#define PYGORO_ARCH_CONTEXT_H
+
+#include <stddef.h>
+
+#if defined(PYGORO_CONTEXT_UCONTEXT)
+#include <ucontext.h>
+struct goro_context {
+    ucontext_t uc;
+};
+#elif defined(__x86_64__) || defined(__aarch64__)
+struct goro_context {
+    void *sp; /* everything else lives on the suspended stack */
+};
+#else
+#error "no hand-written context switch for this CPU: build with PYGORO_CONTEXT_UCONTEXT"
+#endif
+
+void ctx_make(struct goro_context *ctx, void *stack_lo, size_t size,
+              void (*entry)(void *), void *arg);
+void ctx_switch(struct goro_context *from, struct goro_context *to);
+
+#endif

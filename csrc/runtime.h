@@ -1,0 +1,315 @@
+/* The runtime's core structures and the interfaces between its parts
+ * (pygoro's runtime2.go). Internal: never included by users; the public
+ * surface is include/pygoro.h.
+ *
+ * Vocabulary, as in Go:
+ *   G      a goroutine: a stack, saved registers, a status, a wait reason.
+ *          A plain OS thread that blocks in the runtime (the main thread, a
+ *          threading.Thread) gets a "thread G": a G without a stack of its
+ *          own whose park sleeps on a futex instead of switching away.
+ *   M      an OS worker thread. Runs its scheduler loop on its own stack (g0)
+ *          and switches to goroutines' stacks to run them.
+ *   P      a logical processor: the right to run goroutines, and a local run
+ *          queue. gomaxprocs Ps; an M needs a P to run Go code.
+ *   sudog  a G waiting in some wait queue (a channel's recvq, a semaphore).
+ *          Lives on the waiter's own stack: our stacks never move.
+ *
+ * The contract every blocking primitive (chan, select, sema, timers) follows:
+ *
+ *   lock(&obj->lock);
+ *   ... fast path ...
+ *   enqueue a sudog for getg();
+ *   go_park(unlock_fn, &obj->lock, WAIT_CHAN_RECEIVE);
+ *   // resumed: whoever woke us has already filled in the sudog
+ *
+ * go_park runs unlock_fn only once the parking G's stack is no longer in use
+ * (on g0 for a goroutine), so a waker that takes obj->lock and calls
+ * go_ready(g) can never resume a G that is still running. go_ready may be
+ * called with any runtime lock held: it never calls into Python and never
+ * blocks.
+ *
+ * Naming: public API goro_*, internal functions keep Go's names in C style
+ * (runq_put, go_park, find_runnable). Internal symbols are hidden from the
+ * shared object's dynamic symbol table by -fvisibility=hidden.
+ */
+#ifndef PYGORO_RUNTIME_H
+#define PYGORO_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch/context.h"
+#include "include/pygoro.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define noinline __attribute__((noinline))
+
+/* ------------------------------------------------------------------------ */
+/* Low-level locks and sleeping: sched/lock.c, sched/note.c                  */
+
+/* A runtime lock: a futex word with a short spin (Go's runtime.mutex). Held
+ * only for short critical sections; never held across a park except by the
+ * park's own unlock function. */
+struct rtlock {
+    _Atomic uint32_t key; /* 0 unlocked, 1 locked, 2 locked with sleepers */
+};
+#define RTLOCK_INIT {0}
+void rtlock_lock(struct rtlock *l);
+void rtlock_unlock(struct rtlock *l);
+bool rtlock_trylock(struct rtlock *l);
+
+/* A one-shot sleep/wakeup (Go's note): one sleeper, one waker.
+ * note_sleep returns once note_wakeup has been called (possibly before the
+ * sleep started). note_clear re-arms it. */
+struct note {
+    _Atomic uint32_t key;
+};
+void note_clear(struct note *n);
+void note_wakeup(struct note *n);
+void note_sleep(struct note *n);
+/* Returns true if woken, false on timeout (ns <= 0 means poll).
+ * With `interruptible`, also returns false when a signal interrupts the sleep
+ * (EINTR); *interrupted is then set. */
+bool note_timedsleep(struct note *n, int64_t ns, bool interruptible, bool *interrupted);
+
+int64_t nanotime(void); /* CLOCK_MONOTONIC, ns */
+uint32_t cheaprand(void); /* per-M (or per-thread) xorshift; not for crypto */
+uint32_t cheaprandn(uint32_t n); /* uniform-ish in [0, n) */
+
+/* futex wrappers (sched/note.c). */
+void futex_wait(_Atomic uint32_t *addr, uint32_t val);
+/* 0 woken or value changed, -1 timeout, -2 EINTR */
+int futex_timedwait(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+void futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ------------------------------------------------------------------------ */
+/* Goroutines                                                                 */
+
+enum gstatus {
+    G_IDLE = 0,     /* just allocated, not yet initialised */
+    G_RUNNABLE,     /* on a run queue, not running */
+    G_RUNNING,      /* running on an M */
+    G_WAITING,      /* parked (go_park); wait_reason says why */
+    G_DEAD,         /* finished; on a free list, stack possibly reused */
+};
+
+/* Why a G is parked; shown by goro_stack_dump / pygoro.runtime.stack(). */
+enum wait_reason {
+    WAIT_NONE = 0,
+    WAIT_CHAN_RECEIVE,
+    WAIT_CHAN_SEND,
+    WAIT_CHAN_RECEIVE_NIL, /* receive on a nil channel: forever */
+    WAIT_CHAN_SEND_NIL,
+    WAIT_SELECT,
+    WAIT_SELECT_NO_CASES, /* select {} */
+    WAIT_SLEEP,
+    WAIT_MUTEX,
+    WAIT_RWMUTEX_RLOCK,
+    WAIT_RWMUTEX_LOCK,
+    WAIT_WAITGROUP,
+    WAIT_COND,
+    WAIT_ONCE,
+    WAIT_SEMACQUIRE,
+    WAIT_JOIN, /* goro_join */
+    WAIT_PREEMPTED,
+    WAIT_REASON_COUNT,
+};
+extern const char *const wait_reason_strings[WAIT_REASON_COUNT];
+
+struct m;
+struct p;
+struct sudog;
+
+/* A goroutine stack: [lo, hi). Allocated by sched/stack.c. */
+struct stack {
+    uintptr_t lo;
+    uintptr_t hi;
+};
+
+typedef bool (*park_unlock_fn)(struct g *gp, void *arg);
+
+struct g {
+    struct goro_context ctx; /* saved registers while not running */
+    struct stack stack;      /* zero for a thread G */
+    _Atomic uint32_t status; /* enum gstatus */
+    uint64_t goid;
+    struct m *m;             /* M running this G, or NULL */
+    struct g *schedlink;     /* global run queue, free lists */
+
+    /* entry of a goroutine created by go_spawn */
+    goro_fn entry;
+    void *arg;
+
+    /* parking; see go_park */
+    park_unlock_fn park_unlock;
+    void *park_arg;
+    uint8_t wait_reason;     /* enum wait_reason */
+    int64_t wait_since;      /* nanotime() when parked, for stack dumps */
+    void *param;             /* set by the waker, e.g. the winning sudog of a select */
+    _Atomic uint32_t select_done; /* select: 0 -> 1 by the one waker that wins */
+    struct sudog *waiting;   /* select: the sudogs of this G, linked by waitlink */
+
+    /* thread G: a plain OS thread blocked in the runtime */
+    bool is_thread;
+    _Atomic uint32_t thread_wake; /* futex word: 0 parked, 1 readied */
+    bool thread_interruptible;    /* park may return early on a signal (main thread) */
+    bool thread_interrupted;      /* set by go_park when a signal cut the sleep */
+
+    /* Set by the Python bridge: a G that runs Python carries its interpreter
+     * state here. The runtime never looks inside; it calls hooks (below). */
+    void *py;
+    /* Free-threaded CPython ties a thread state to the OS thread that created
+     * it: a pinned G only ever runs on pinned_m (DESIGN.md rule 11). */
+    bool pinned;
+    struct m *pinned_m;
+
+    /* where it came from, for stack dumps */
+    const char *label;       /* optional name (C entry function or Python qualname) */
+    int64_t created_at;
+
+    /* all-G list, for dumps and counting (guarded by sched.allglock) */
+    struct g *alllink_next;
+    struct g *alllink_prev;
+
+    /* sanitizer fiber handle (TSAN), opaque */
+    void *tsan_fiber;
+};
+
+/* Current G: the running goroutine, or this plain thread's thread G (created on
+ * first use). Never NULL. Not cacheable across a park: the goroutine may be on
+ * another thread afterwards, so getg() reads thread-local state through a
+ * noinline accessor every time. */
+struct g *getg(void);
+/* The M this code runs on, or NULL on a plain thread. */
+struct m *getm(void);
+/* True if the caller is a goroutine (not a plain thread). */
+bool in_goroutine(void);
+
+/* Park the current G. unlockf(gp, arg) runs once gp's stack is no longer in
+ * use (goroutine) or right before the thread sleeps (thread G); if it returns
+ * false the park is cancelled and go_park returns at once. Otherwise go_park
+ * returns after somebody calls go_ready(gp).
+ * A thread G that is interruptible (main thread) may return early, with
+ * gp->thread_interrupted set: the caller must then withdraw its wait under its
+ * own lock, and if it cannot (a waker already committed to it), wait again with
+ * go_park_commit_wait(). */
+void go_park(park_unlock_fn unlockf, void *arg, enum wait_reason reason);
+/* For an interrupted thread G that lost the race to withdraw: sleep,
+ * uninterruptibly, until the waker's go_ready arrives. */
+void go_park_commit_wait(struct g *gp);
+/* Make gp runnable. From a goroutine: into the current P's runnext (the
+ * previous runnext is kicked to the tail of the local queue). From a plain
+ * thread: into the global queue, waking an idle M. For a thread G: wake the
+ * thread. Never blocks, never calls Python; may be called with locks held. */
+void go_ready(struct g *gp);
+/* Put the current goroutine at the back of the global run queue and run
+ * something else. No-op on a plain thread. */
+void go_sched(void);
+
+/* Create a goroutine running fn(arg). label: optional static string for dumps.
+ * Returns the G (for joins; do not touch it after it may have exited unless a
+ * join holds it). py_hook_state: optional bridge state stored in g->py. */
+struct g *go_spawn(goro_fn fn, void *arg, const char *label, void *py);
+uint64_t goid_of(struct g *gp);
+
+/* ------------------------------------------------------------------------ */
+/* Wait queues (Go's sudog/waitq): chan/, sync/sema.c                         */
+
+struct sudog {
+    struct g *g;
+    struct sudog *next;
+    struct sudog *prev;
+    void *elem;          /* data element; points into the waiter's stack */
+    int64_t acquiretime;
+    int64_t releasetime;
+    uint32_t ticket;     /* sema: handoff; select: case index */
+    bool is_select;      /* g participates in a select: CAS g->select_done */
+    bool success;        /* chan: true if woken by a value, false by close */
+    struct sudog *parent;    /* sema tree */
+    struct sudog *waitlink;  /* g->waiting list, or sema wait list */
+    struct sudog *waittail;  /* sema wait list tail */
+    struct hchan *c;     /* channel */
+    uintptr_t addr;      /* sema: the address waited on */
+};
+
+struct waitq {
+    struct sudog *first;
+    struct sudog *last;
+};
+void waitq_enqueue(struct waitq *q, struct sudog *sg);
+/* Dequeue the first sudog that can be woken: skips select sudogs whose G has
+ * already been claimed by another case (select_done CAS fails). */
+struct sudog *waitq_dequeue(struct waitq *q);
+void waitq_remove(struct waitq *q, struct sudog *sg);
+
+/* ------------------------------------------------------------------------ */
+/* Hooks the embedding layer (the Python bridge) installs. All optional.      */
+
+struct rt_hooks {
+    /* A G with g->py set is about to stop running on this M (park, gosched,
+     * exit); called on the G's stack with no runtime lock held. The bridge
+     * detaches the Python thread state (releases the GIL). */
+    void (*g_detach)(struct g *gp);
+    /* A G with g->py set has just been switched in; on the G's stack, no
+     * runtime lock held. The bridge re-attaches its thread state. */
+    void (*g_attach)(struct g *gp);
+    /* A thread G is about to sleep in go_park / has woken up. The bridge
+     * releases / re-takes the GIL if this thread holds it. */
+    void (*thread_block_begin)(struct g *gp);
+    void (*thread_block_end)(struct g *gp);
+    /* A goroutine with g->py set finished: free what py points to. Called on
+     * the G's stack while attached, before the final switch. */
+    void (*g_exit)(struct g *gp);
+    /* An M thread starts / stops (e.g. to block signals, name the thread). */
+    void (*m_start)(struct m *mp);
+};
+extern struct rt_hooks rt_hooks;
+
+/* ------------------------------------------------------------------------ */
+/* Timers: sched/timer.c                                                      */
+
+/* A runtime timer. At `when` (nanotime), f(arg, seq) runs on some M's g0 or
+ * on sysmon: it must not block and must not call Python; typically it readies
+ * a G or does a non-blocking channel send. period > 0 makes it repeat. */
+struct timer {
+    int64_t when;
+    int64_t period;
+    void (*f)(void *arg, uintptr_t seq, int64_t delay);
+    void *arg;
+    uintptr_t seq;
+    int32_t heap_index; /* -1 when not in a heap; owned by timer.c */
+    _Atomic uint32_t state; /* owned by timer.c */
+};
+void timer_init(struct timer *t, void (*f)(void *, uintptr_t, int64_t), void *arg);
+/* Start (or restart) t to fire at `when`, repeating every period ns if > 0.
+ * Returns true if it was pending before. */
+bool timer_reset(struct timer *t, int64_t when, int64_t period);
+/* Stop t. Returns true if it was pending (so it will not fire). After it
+ * returns, t's function is not running and will not run until reset. */
+bool timer_stop(struct timer *t);
+/* Run due timers; returns the time of the next pending timer, or 0 if none. */
+int64_t timers_run(int64_t now);
+/* Earliest pending `when`, 0 if none (one atomic load). */
+int64_t timers_next(void);
+/* Called by timer.c when the earliest pending timer moved earlier: the
+ * scheduler wakes an idle M sleeping past `when` (sched/proc.c). */
+void sched_timers_changed(int64_t when);
+/* Park the current G (or thread) for ns nanoseconds. A thread G on the main
+ * thread may return early on a signal; returns false then. */
+bool go_sleep(int64_t ns);
+
+/* ------------------------------------------------------------------------ */
+/* Misc                                                                       */
+
+/* Is the calling plain thread interruptible by signals (goro_thread_set_
+ * interruptible)? Primitives that can withdraw a wait copy this into
+ * gp->thread_interruptible before go_park; the rest leave it false. */
+bool thread_is_interruptible(void);
+
+/* Report an unrecoverable runtime error and abort. */
+_Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
