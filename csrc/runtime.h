@@ -302,6 +302,18 @@ void sched_timers_changed(int64_t when);
 bool go_sleep(int64_t ns);
 
 /* ------------------------------------------------------------------------ */
+/* Scheduler services for sync/ (sched/proc.c)                                */
+
+/* Go's sync_runtime_canSpin: may a Mutex waiter spin for iteration i? Only when
+ * spinning can help: a multi-core machine, more than one P, at least one other
+ * P running, and the local run queue empty; at most 4 iterations. */
+bool sync_runtime_can_spin(int i);
+/* Spin ~30 pause instructions (Go's procyield(active_spin_cnt)). */
+void sync_runtime_do_spin(void);
+/* Number of Ps (gomaxprocs) right now. */
+int sched_gomaxprocs(void);
+
+/* ------------------------------------------------------------------------ */
 /* Misc                                                                       */
 
 /* Is the calling plain thread interruptible by signals (goro_thread_set_
