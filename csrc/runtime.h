@@ -45,7 +45,6 @@
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
-#define noinline __attribute__((noinline))
 
 /* ------------------------------------------------------------------------ */
 /* Low-level locks and sleeping: sched/lock.c, sched/note.c                  */
@@ -119,9 +118,11 @@ enum wait_reason {
 };
 extern const char *const wait_reason_strings[WAIT_REASON_COUNT];
 
+struct g;
 struct m;
 struct p;
 struct sudog;
+struct hchan;
 
 /* A goroutine stack: [lo, hi). Allocated by sched/stack.c. */
 struct stack {
@@ -133,7 +134,9 @@ typedef bool (*park_unlock_fn)(struct g *gp, void *arg);
 
 struct g {
     struct goro_context ctx; /* saved registers while not running */
-    struct stack stack;      /* zero for a thread G */
+    struct stack stack;      /* usable [lo, hi); zero for a thread G */
+    size_t stack_size;       /* the whole allocation, struct g included */
+    bool stack_guarded;      /* a PROT_NONE page lies below stack.lo */
     _Atomic uint32_t status; /* enum gstatus */
     uint64_t goid;
     struct m *m;             /* M running this G, or NULL */
@@ -165,6 +168,9 @@ struct g {
      * it: a pinned G only ever runs on pinned_m (DESIGN.md rule 11). */
     bool pinned;
     struct m *pinned_m;
+    /* the bridge's detach hook ran when this G last switched out, so its
+     * attach hook must run when it is switched back in */
+    bool detached;
 
     /* where it came from, for stack dumps */
     const char *label;       /* optional name (C entry function or Python qualname) */
@@ -213,6 +219,8 @@ void go_sched(void);
  * Returns the G (for joins; do not touch it after it may have exited unless a
  * join holds it). py_hook_state: optional bridge state stored in g->py. */
 struct g *go_spawn(goro_fn fn, void *arg, const char *label, void *py);
+/* Same with an explicit stack size in bytes (0: the default). */
+struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, size_t stack_size);
 uint64_t goid_of(struct g *gp);
 
 /* ------------------------------------------------------------------------ */

@@ -1,0 +1,1267 @@
+/* The goroutine scheduler (pygoro's proc.go).
+ *
+ * Gs run on Ms, an M needs a P to run Gs, and there are gomaxprocs Ps.
+ *
+ * Each M runs schedule() on its own thread stack (g0) and switches to a G's
+ * stack to run it. A G gives the CPU back by switching to its M's g0 with a
+ * request in m->mcall (park, yield, exit); g0 carries the request out once
+ * the G's stack is no longer in use. That ordering is what makes parking
+ * safe: a G is never made visible to wakers (its park unlock function runs)
+ * until its registers are saved, so no other M can resume a G whose stack is
+ * still live.
+ *
+ * Finding work (find_runnable): local runnext and ring, the global queue,
+ * then stealing half of a random victim's ring (4 rounds over all Ps; the
+ * last round may take a victim's runnext), then give up the P and sleep.
+ *
+ * Spinning Ms. An M that found no local work "spins" - steals - before it
+ * sleeps. At most about half the busy Ps' worth of Ms spin at once
+ * (2*nmspinning < gomaxprocs - npidle). Whoever makes a G runnable calls
+ * wakep(), which starts or wakes an M only if there is an idle P and no M is
+ * spinning: a spinning M will find the new G anyway, and starting another
+ * would be a futex wake (4-9 us here) on the hot path. The invariant that
+ * prevents lost wakeups, as in Go: if there is runnable work and an idle P,
+ * some M is spinning or will be woken. The ready side publishes the G then
+ * checks nmspinning; the spinning side decrements nmspinning then re-checks
+ * every queue. Both pairs need StoreLoad order, hence the seq_cst fence in
+ * wakep and the seq_cst decrement in find_runnable.
+ *
+ * Timers do not need a P: timers_run may be called by any M. The one idle M
+ * that sleeps with a timeout (sched.timer_sleeper) wakes for the earliest
+ * timer; timer.c calls sched_timers_changed when an earlier timer arrives.
+ *
+ * gomaxprocs changes without stopping the world: Ps are never freed; a P
+ * whose id is >= gomaxprocs is retired by its M at the next schedule() (its
+ * queue goes to the global queue), and idle ones are retired at once.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sched.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GORO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORO_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define GORO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_TSAN 1
+#endif
+#endif
+
+#ifdef GORO_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                     size_t *size_old);
+#endif
+#ifdef GORO_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
+#if defined(__clang__)
+#define NOT_CACHEABLE __attribute__((noinline, optnone))
+#else
+#define NOT_CACHEABLE __attribute__((noinline, noipa))
+#endif
+
+struct schedt sched = {
+    .lock = RTLOCK_INIT,
+    .gflock = RTLOCK_INIT,
+    .allglock = RTLOCK_INIT,
+    .maxmcount = 10000,
+};
+struct p allp[MAX_PROCS];
+struct rt_hooks rt_hooks;
+
+const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
+    [WAIT_NONE] = "",
+    [WAIT_CHAN_RECEIVE] = "chan receive",
+    [WAIT_CHAN_SEND] = "chan send",
+    [WAIT_CHAN_RECEIVE_NIL] = "chan receive (nil chan)",
+    [WAIT_CHAN_SEND_NIL] = "chan send (nil chan)",
+    [WAIT_SELECT] = "select",
+    [WAIT_SELECT_NO_CASES] = "select (no cases)",
+    [WAIT_SLEEP] = "sleep",
+    [WAIT_MUTEX] = "sync.Mutex.Lock",
+    [WAIT_RWMUTEX_RLOCK] = "sync.RWMutex.RLock",
+    [WAIT_RWMUTEX_LOCK] = "sync.RWMutex.Lock",
+    [WAIT_WAITGROUP] = "sync.WaitGroup.Wait",
+    [WAIT_COND] = "sync.Cond.Wait",
+    [WAIT_ONCE] = "sync.Once.Do",
+    [WAIT_SEMACQUIRE] = "semacquire",
+    [WAIT_JOIN] = "join",
+    [WAIT_PREEMPTED] = "preempted",
+};
+
+/* ------------------------------------------------------------------------ */
+/* Thread-local state                                                         */
+
+/* initial-exec: a couple of words of static TLS, read with one %fs-relative
+ * load instead of a __tls_get_addr call. */
+static _Thread_local struct m *tls_m __attribute__((tls_model("initial-exec")));
+static _Thread_local struct g *tls_thread_g __attribute__((tls_model("initial-exec")));
+static _Thread_local bool tls_interruptible __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t thread_g_key;
+static pthread_once_t thread_g_key_once = PTHREAD_ONCE_INIT;
+
+/* A goroutine can resume on another thread after any park, so code must not
+ * keep a TLS address across one. These accessors are opaque to the optimiser
+ * (no inlining, no inter-procedural "pure" inference): every call re-reads
+ * the current thread's TLS. */
+NOT_CACHEABLE struct m *getm(void)
+{
+    return tls_m;
+}
+
+static void thread_g_destroy(void *arg)
+{
+    struct g *gp = arg;
+    if (gp) {
+#ifdef GORO_TSAN
+        /* thread Gs have no fiber of their own */
+#endif
+        free(gp);
+    }
+}
+
+static void thread_g_key_init(void)
+{
+    pthread_key_create(&thread_g_key, thread_g_destroy);
+}
+
+static struct g *thread_g_get(void)
+{
+    struct g *gp = tls_thread_g;
+    if (likely(gp != NULL))
+        return gp;
+    gp = calloc(1, sizeof *gp);
+    if (!gp)
+        rt_throw("out of memory allocating a thread G");
+    gp->is_thread = true;
+    atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
+    gp->label = "thread";
+    tls_thread_g = gp;
+    pthread_once(&thread_g_key_once, thread_g_key_init);
+    pthread_setspecific(thread_g_key, gp);
+    return gp;
+}
+
+NOT_CACHEABLE struct g *getg(void)
+{
+    struct m *mp = tls_m;
+    if (mp != NULL)
+        return mp->curg ? mp->curg : &mp->g0;
+    return thread_g_get();
+}
+
+NOT_CACHEABLE bool in_goroutine(void)
+{
+    struct m *mp = tls_m;
+    return mp != NULL && mp->curg != NULL;
+}
+
+bool thread_is_interruptible(void)
+{
+    return tls_m == NULL && tls_interruptible;
+}
+
+void goro_thread_set_interruptible(bool on)
+{
+    tls_interruptible = on;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Switching stacks, with the sanitizers told about it                        */
+
+static void g_switch(struct g *from, struct g *to, bool from_dying)
+{
+#ifdef GORO_TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+#ifdef GORO_ASAN
+    void *fake = NULL;
+    uintptr_t lo = to->stack.lo, hi = to->stack.hi;
+    __sanitizer_start_switch_fiber(from_dying ? NULL : &fake, (void *)lo, hi - lo);
+#else
+    (void)from_dying;
+#endif
+    ctx_switch(&from->ctx, &to->ctx);
+#ifdef GORO_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* P and M lists (sched.lock held)                                            */
+
+static void pidleput(struct p *pp)
+{
+    pp->status = P_IDLE;
+    pp->m = NULL;
+    pp->link = sched.pidle;
+    sched.pidle = pp;
+    atomic_fetch_add_explicit(&sched.npidle, 1, memory_order_seq_cst);
+}
+
+static struct p *pidleget(void)
+{
+    struct p *pp = sched.pidle;
+    if (pp) {
+        sched.pidle = pp->link;
+        pp->link = NULL;
+        atomic_fetch_sub_explicit(&sched.npidle, 1, memory_order_seq_cst);
+    }
+    return pp;
+}
+
+static void pidleremove(struct p *pp)
+{
+    struct p **pl = &sched.pidle;
+    while (*pl && *pl != pp)
+        pl = &(*pl)->link;
+    if (*pl) {
+        *pl = pp->link;
+        pp->link = NULL;
+        atomic_fetch_sub_explicit(&sched.npidle, 1, memory_order_seq_cst);
+    }
+}
+
+static void mput(struct m *mp)
+{
+    mp->schedlink = sched.midle;
+    sched.midle = mp;
+    sched.nmidle++;
+}
+
+static struct m *mget(void)
+{
+    struct m *mp = sched.midle;
+    if (mp) {
+        sched.midle = mp->schedlink;
+        mp->schedlink = NULL;
+        sched.nmidle--;
+    }
+    return mp;
+}
+
+static bool mremove(struct m *mp)
+{
+    struct m **pl = &sched.midle;
+    while (*pl && *pl != mp)
+        pl = &(*pl)->schedlink;
+    if (!*pl)
+        return false;
+    *pl = mp->schedlink;
+    mp->schedlink = NULL;
+    sched.nmidle--;
+    return true;
+}
+
+static void acquirep(struct m *mp, struct p *pp)
+{
+    mp->p = pp;
+    pp->m = mp;
+    pp->status = P_RUNNING;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Starting and waking Ms                                                     */
+
+static void *mstart(void *arg);
+
+static bool newm(struct p *pp, bool spinning)
+{
+    struct m *mp = calloc(1, sizeof *mp);
+    if (!mp)
+        return false;
+    mp->nextp = pp;
+    mp->spinning = spinning;
+    mp->g0.label = "g0";
+    rtlock_lock(&sched.lock);
+    if (sched.mcount >= sched.maxmcount) {
+        rtlock_unlock(&sched.lock);
+        free(mp);
+        return false;
+    }
+    mp->id = sched.mcount++;
+    mp->alllink = sched.allm;
+    sched.allm = mp;
+    rtlock_unlock(&sched.lock);
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* g0 runs the scheduler, timers and the bridge's hooks: 256 KiB is ample */
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    /* Worker threads must never run Python signal handlers' C part (it would
+     * interrupt a goroutine at an arbitrary point): block async signals so
+     * the kernel delivers process signals to the main thread or to a Python
+     * thread instead. Synchronous faults (SIGSEGV...) cannot be blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int err = pthread_create(&mp->thread, &attr, mstart, mp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        rtlock_lock(&sched.lock);
+        sched.mcount--; /* the M stays on allm, inert */
+        rtlock_unlock(&sched.lock);
+        return false;
+    }
+    return true;
+}
+
+/* Run some M on pp (or on an idle P if pp is NULL). */
+static void startm(struct p *pp, bool spinning)
+{
+    rtlock_lock(&sched.lock);
+    if (pp == NULL) {
+        pp = pidleget();
+        if (pp == NULL) {
+            rtlock_unlock(&sched.lock);
+            if (spinning)
+                atomic_fetch_sub_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
+            return;
+        }
+    }
+    struct m *mp = mget();
+    if (mp && mp == sched.timer_sleeper)
+        sched.timer_sleeper = NULL;
+    if (mp == NULL) {
+        /* pp is ours now; newm hands it to the new thread */
+        pp->status = P_RUNNING;
+        rtlock_unlock(&sched.lock);
+        if (!newm(pp, spinning)) {
+            rtlock_lock(&sched.lock);
+            pidleput(pp);
+            rtlock_unlock(&sched.lock);
+            if (spinning)
+                atomic_fetch_sub_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
+        }
+        return;
+    }
+    pp->status = P_RUNNING;
+    rtlock_unlock(&sched.lock);
+    mp->spinning = spinning;
+    mp->nextp = pp;
+    note_wakeup(&mp->park);
+}
+
+/* A G became runnable: make sure some M will run it (see the file comment). */
+static void wakep(void)
+{
+    if (unlikely(!atomic_load_explicit(&sched.running, memory_order_acquire)))
+        return;
+    /* StoreLoad: the G we just queued must be visible before we read
+     * nmspinning, pairing with the spinning M's decrement-then-recheck. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0)
+        return;
+    int32_t zero = 0;
+    if (atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) != 0 ||
+        !atomic_compare_exchange_strong_explicit(&sched.nmspinning, &zero, 1,
+                                                 memory_order_seq_cst, memory_order_relaxed))
+        return;
+    startm(NULL, true);
+}
+
+/* An M that was spinning found work: if it was the last spinner, start
+ * another so that remaining work is not left waiting (Go's resetspinning). */
+static void reset_spinning(struct m *mp)
+{
+    mp->spinning = false;
+    int32_t n = atomic_fetch_sub_explicit(&sched.nmspinning, 1, memory_order_seq_cst) - 1;
+    if (n < 0)
+        rt_throw("reset_spinning: negative nmspinning");
+    wakep();
+}
+
+/* Park this M until somebody hands it a P (startm) or, for the timer
+ * sleeper, until the next timer is due. Returns with mp->p set, or NULL when
+ * woken for timers without a P. */
+static void stopm(struct m *mp)
+{
+    rtlock_lock(&sched.lock);
+    if (atomic_load_explicit(&sched.stopping, memory_order_relaxed)) {
+        rtlock_unlock(&sched.lock);
+        pthread_exit(NULL);
+    }
+    note_clear(&mp->park);
+    mp->nextp = NULL;
+    mput(mp);
+    int64_t until = 0;
+    if (sched.timer_sleeper == NULL) {
+        until = timers_next();
+        if (until != 0) {
+            sched.timer_sleeper = mp;
+            sched.timer_sleep_until = until;
+        }
+    }
+    rtlock_unlock(&sched.lock);
+    atomic_fetch_add_explicit(&sched.mparks, 1, memory_order_relaxed);
+
+    if (until == 0) {
+        note_sleep(&mp->park);
+    } else if (!note_timedsleep(&mp->park, until - nanotime(), false, NULL)) {
+        /* Timed out. If nobody took us off the idle list meanwhile, leave it
+         * ourselves; otherwise a wakeup with a P is on its way: wait for it. */
+        rtlock_lock(&sched.lock);
+        if (sched.timer_sleeper == mp)
+            sched.timer_sleeper = NULL;
+        bool removed = mremove(mp);
+        rtlock_unlock(&sched.lock);
+        if (!removed)
+            note_sleep(&mp->park);
+    }
+    rtlock_lock(&sched.lock);
+    if (sched.timer_sleeper == mp)
+        sched.timer_sleeper = NULL;
+    rtlock_unlock(&sched.lock);
+    if (atomic_load_explicit(&sched.stopping, memory_order_relaxed))
+        pthread_exit(NULL);
+    struct p *pp = mp->nextp;
+    mp->nextp = NULL;
+    if (pp)
+        acquirep(mp, pp);
+}
+
+void sched_timers_changed(int64_t when)
+{
+    if (!atomic_load_explicit(&sched.running, memory_order_acquire))
+        return;
+    rtlock_lock(&sched.lock);
+    struct m *mp = sched.timer_sleeper;
+    if (mp != NULL && when < sched.timer_sleep_until && mremove(mp)) {
+        sched.timer_sleeper = NULL;
+        rtlock_unlock(&sched.lock);
+        mp->nextp = NULL; /* woken without a P: runs timers, then looks for one */
+        note_wakeup(&mp->park);
+        return;
+    }
+    bool all_idle = mp == NULL && atomic_load_explicit(&sched.npidle, memory_order_relaxed) ==
+                                      atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+    rtlock_unlock(&sched.lock);
+    /* Nobody will look at timers soon: every P is idle and no M sleeps for
+     * them. Start one M; it will find nothing to run and become the timer
+     * sleeper. Busy Ms check timers in schedule(). */
+    if (all_idle)
+        startm(NULL, false);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Finding work                                                               */
+
+static inline void run_timers_if_due(void)
+{
+    int64_t next = timers_next();
+    if (next != 0) {
+        int64_t now = nanotime();
+        if (next <= now)
+            timers_run(now);
+    }
+}
+
+static struct g *steal_work(struct m *mp)
+{
+    struct p *pp = mp->p;
+    const int steal_tries = 4;
+    for (int i = 0; i < steal_tries; i++) {
+        bool steal_runnext = i == steal_tries - 1;
+        uint32_t n = (uint32_t)atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+        uint32_t start = cheaprandn(n);
+        /* Visit every P once, starting at a random one: a coprime stride would
+         * randomise the order further; a random start is enough to keep two
+         * thieves off the same victim. */
+        for (uint32_t k = 0; k < n; k++) {
+            struct p *victim = &allp[(start + k) % n];
+            if (victim == pp)
+                continue;
+            struct g *gp = runq_steal(pp, victim, steal_runnext);
+            if (gp)
+                return gp;
+        }
+    }
+    return NULL;
+}
+
+static bool any_work_queued(int32_t procs)
+{
+    if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0)
+        return true;
+    for (int32_t i = 0; i < procs; i++)
+        if (!runq_empty(&allp[i]))
+            return true;
+    return false;
+}
+
+/* Block until there is a G to run; returns it with mp->p set. */
+static struct g *find_runnable(struct m *mp)
+{
+    for (;;) {
+        struct p *pp = mp->p;
+        if (pp == NULL) {
+            /* woken for timers without a P */
+            run_timers_if_due();
+            rtlock_lock(&sched.lock);
+            pp = pidleget();
+            if (pp)
+                pp->status = P_RUNNING;
+            rtlock_unlock(&sched.lock);
+            if (pp == NULL) {
+                stopm(mp);
+                continue;
+            }
+            acquirep(mp, pp);
+        }
+        if (unlikely(pp->id >= atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed)))
+            return NULL; /* schedule() retires the P */
+
+        run_timers_if_due();
+        struct g *gp = runq_get(pp, NULL);
+        if (gp)
+            return gp;
+        if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0) {
+            rtlock_lock(&sched.lock);
+            gp = globrunq_get(pp, 0);
+            rtlock_unlock(&sched.lock);
+            if (gp)
+                return gp;
+        }
+
+        int32_t procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+        int32_t busy = procs - atomic_load_explicit(&sched.npidle, memory_order_relaxed);
+        if (mp->spinning || 2 * atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) < busy) {
+            if (!mp->spinning) {
+                mp->spinning = true;
+                atomic_fetch_add_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
+            }
+            gp = steal_work(mp);
+            if (gp)
+                return gp;
+        }
+
+        /* Nothing. Give up the P and sleep. */
+        rtlock_lock(&sched.lock);
+        if (sched.runqhead != NULL) {
+            gp = globrunq_get(pp, 0);
+            rtlock_unlock(&sched.lock);
+            return gp;
+        }
+        /* keep the P's free Gs: they stay with it for when it is used again */
+        pidleput(pp);
+        mp->p = NULL;
+        rtlock_unlock(&sched.lock);
+
+        if (mp->spinning) {
+            mp->spinning = false;
+            /* seq_cst: the decrement must be visible before we re-read the
+             * queues (see the file comment). */
+            atomic_fetch_sub_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
+            if (any_work_queued(procs)) {
+                rtlock_lock(&sched.lock);
+                pp = pidleget();
+                if (pp)
+                    pp->status = P_RUNNING;
+                rtlock_unlock(&sched.lock);
+                if (pp) {
+                    acquirep(mp, pp);
+                    mp->spinning = true;
+                    atomic_fetch_add_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
+                    continue;
+                }
+            }
+        }
+        stopm(mp);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Running Gs                                                                 */
+
+static void gfput(struct p *pp, struct g *gp);
+
+static void execute(struct m *mp, struct g *gp)
+{
+    mp->curg = gp;
+    gp->m = mp;
+    atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
+    g_switch(&mp->g0, gp, false);
+    /* Back on g0: gp switched out with a request in mp->mcall. */
+    mp->curg = NULL;
+    gp->m = NULL;
+}
+
+static void allg_remove(struct g *gp);
+
+static void park_m(struct m *mp, struct g *gp)
+{
+    park_unlock_fn unlockf = gp->park_unlock;
+    void *arg = gp->park_arg;
+    bool py = gp->py != NULL;
+    gp->park_unlock = NULL;
+    gp->detached = py;
+    atomic_store_explicit(&gp->status, G_WAITING, memory_order_relaxed);
+    if (unlockf != NULL && !unlockf(gp, arg)) {
+        /* Cancelled: nobody else saw the G; run it again at once. */
+        gp->detached = false;
+        execute(mp, gp);
+        return;
+    }
+    /* From here on gp may already be running on another M: do not touch it.
+     * The hook only releases this thread's hold on the interpreter; gp's
+     * new M waits in its attach hook until we have. */
+    if (py && rt_hooks.g_detach)
+        rt_hooks.g_detach(NULL);
+}
+
+static void gosched_m(struct m *mp, struct g *gp)
+{
+    (void)mp;
+    bool py = gp->py != NULL;
+    gp->detached = py;
+    atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+    rtlock_lock(&sched.lock);
+    globrunq_put(gp);
+    rtlock_unlock(&sched.lock);
+    if (py && rt_hooks.g_detach)
+        rt_hooks.g_detach(NULL);
+}
+
+static void goexit_m(struct m *mp, struct g *gp)
+{
+    atomic_store_explicit(&gp->status, G_DEAD, memory_order_relaxed);
+    allg_remove(gp);
+    atomic_fetch_sub_explicit(&sched.ngoroutines, 1, memory_order_relaxed);
+    gp->py = NULL;
+    gp->label = NULL;
+    gfput(mp->p, gp);
+}
+
+static void retire_p(struct m *mp)
+{
+    struct p *pp = mp->p;
+    /* Move its queued Gs to the global queue: another P will run them. */
+    struct g *gp;
+    rtlock_lock(&sched.lock);
+    while ((gp = runq_get(pp, NULL)) != NULL)
+        globrunq_put(gp);
+    pp->status = P_DEAD;
+    pp->m = NULL;
+    mp->p = NULL;
+    rtlock_unlock(&sched.lock);
+    /* its free Gs go to the global list */
+    rtlock_lock(&sched.gflock);
+    while (pp->gfree) {
+        struct g *g1 = pp->gfree;
+        pp->gfree = g1->schedlink;
+        g1->schedlink = sched.gfree;
+        sched.gfree = g1;
+        sched.ngfree++;
+    }
+    pp->ngfree = 0;
+    rtlock_unlock(&sched.gflock);
+    wakep();
+}
+
+/* The scheduler loop on g0. Never returns. */
+static _Noreturn void schedule(struct m *mp)
+{
+    for (;;) {
+        if (unlikely(atomic_load_explicit(&sched.stopping, memory_order_relaxed)))
+            pthread_exit(NULL);
+        struct p *pp = mp->p;
+        if (pp == NULL || pp->id >= atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed)) {
+            if (pp)
+                retire_p(mp);
+            stopm(mp);
+            continue;
+        }
+        struct g *gp = NULL;
+        run_timers_if_due();
+        /* Fairness: now and then take from the global queue even when the
+         * local one has work, or two Gs handing work to each other locally
+         * could starve it forever. */
+        if (unlikely(++pp->schedtick % GLOBAL_RUNQ_TICK == 0) &&
+            atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0) {
+            rtlock_lock(&sched.lock);
+            gp = globrunq_get(pp, 1);
+            rtlock_unlock(&sched.lock);
+        }
+        if (gp == NULL)
+            gp = runq_get(pp, NULL);
+        if (gp == NULL) {
+            gp = find_runnable(mp);
+            if (gp == NULL)
+                continue; /* our P was retired meanwhile */
+        }
+        if (mp->spinning)
+            reset_spinning(mp);
+
+        execute(mp, gp);
+        switch (mp->mcall) {
+        case MCALL_PARK:
+            park_m(mp, gp);
+            break;
+        case MCALL_GOSCHED:
+            gosched_m(mp, gp);
+            break;
+        case MCALL_EXIT:
+            goexit_m(mp, gp);
+            break;
+        default:
+            rt_throw("goroutine %llu switched to g0 without a request",
+                     (unsigned long long)gp->goid);
+        }
+        mp->mcall = MCALL_NONE;
+    }
+}
+
+static void *mstart(void *arg)
+{
+    struct m *mp = arg;
+    tls_m = mp;
+    mp->g0.m = mp;
+    atomic_store_explicit(&mp->g0.status, G_RUNNING, memory_order_relaxed);
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        pthread_attr_getstack(&attr, &addr, &size);
+        mp->g0.stack.lo = (uintptr_t)addr;
+        mp->g0.stack.hi = (uintptr_t)addr + size;
+        pthread_attr_destroy(&attr);
+    }
+#ifdef GORO_TSAN
+    mp->g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
+    if (rt_hooks.m_start)
+        rt_hooks.m_start(mp);
+    struct p *pp = mp->nextp;
+    mp->nextp = NULL;
+    if (pp)
+        acquirep(mp, pp);
+    schedule(mp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Goroutine creation and exit                                                */
+
+static void allg_add(struct g *gp)
+{
+    rtlock_lock(&sched.allglock);
+    gp->alllink_prev = NULL;
+    gp->alllink_next = sched.allg;
+    if (sched.allg)
+        sched.allg->alllink_prev = gp;
+    sched.allg = gp;
+    rtlock_unlock(&sched.allglock);
+}
+
+static void allg_remove(struct g *gp)
+{
+    rtlock_lock(&sched.allglock);
+    if (gp->alllink_prev)
+        gp->alllink_prev->alllink_next = gp->alllink_next;
+    else
+        sched.allg = gp->alllink_next;
+    if (gp->alllink_next)
+        gp->alllink_next->alllink_prev = gp->alllink_prev;
+    gp->alllink_next = gp->alllink_prev = NULL;
+    rtlock_unlock(&sched.allglock);
+}
+
+static void gfput(struct p *pp, struct g *gp)
+{
+    if (pp && pp->ngfree < P_GFREE_MAX) {
+        gp->schedlink = pp->gfree;
+        pp->gfree = gp;
+        pp->ngfree++;
+        return;
+    }
+    rtlock_lock(&sched.gflock);
+    if (sched.ngfree < 4096) {
+        gp->schedlink = sched.gfree;
+        sched.gfree = gp;
+        sched.ngfree++;
+        gp = NULL;
+    }
+    rtlock_unlock(&sched.gflock);
+    if (gp) {
+#ifdef GORO_TSAN
+        if (gp->tsan_fiber)
+            __tsan_destroy_fiber(gp->tsan_fiber);
+#endif
+        stack_free_g(gp);
+    }
+}
+
+static struct g *gfget(struct p *pp, size_t size)
+{
+    struct g *gp = NULL;
+    if (pp && pp->gfree == NULL && atomic_load_explicit(&sched.running, memory_order_relaxed)) {
+        /* refill from the global list in a batch, one lock for many spawns */
+        rtlock_lock(&sched.gflock);
+        while (pp->ngfree < P_GFREE_MAX / 2 && sched.gfree) {
+            struct g *g1 = sched.gfree;
+            sched.gfree = g1->schedlink;
+            sched.ngfree--;
+            g1->schedlink = pp->gfree;
+            pp->gfree = g1;
+            pp->ngfree++;
+        }
+        rtlock_unlock(&sched.gflock);
+    }
+    if (pp && pp->gfree) {
+        gp = pp->gfree;
+        pp->gfree = gp->schedlink;
+        pp->ngfree--;
+    } else if (!pp) {
+        rtlock_lock(&sched.gflock);
+        gp = sched.gfree;
+        if (gp) {
+            sched.gfree = gp->schedlink;
+            sched.ngfree--;
+        }
+        rtlock_unlock(&sched.gflock);
+    }
+    if (gp && stack_size_of(gp) != size) {
+        stack_free_g(gp);
+        gp = NULL;
+    }
+    return gp;
+}
+
+/* First code on a new goroutine's stack. */
+static void goroutine_main(void *arg)
+{
+    struct g *gp = arg;
+#ifdef GORO_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    gp->entry(gp->arg);
+    /* The entry returned: exit. The bridge's entry has already dropped its
+     * Python state, so nothing here touches the interpreter. */
+    struct m *mp = getm();
+    stack_check(gp);
+    mp->mcall = MCALL_EXIT;
+    g_switch(gp, &mp->g0, true);
+    rt_throw("dead goroutine %llu resumed", (unsigned long long)gp->goid);
+}
+
+static void runtime_autostart(void);
+
+struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, size_t stack_size)
+{
+    runtime_autostart();
+    if (unlikely(atomic_load_explicit(&sched.stopping, memory_order_relaxed)))
+        return NULL;
+    if (stack_size == 0)
+        stack_size = stack_default_size();
+    struct m *mp = getm();
+    struct p *pp = mp ? mp->p : NULL;
+    struct g *gp = gfget(pp, stack_size);
+    if (gp == NULL) {
+        gp = stack_alloc_g(stack_size);
+        if (gp == NULL)
+            return NULL;
+#ifdef GORO_TSAN
+        gp->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    }
+    gp->goid = atomic_fetch_add_explicit(&sched.goidgen, 1, memory_order_relaxed) + 1;
+    gp->entry = fn;
+    gp->arg = arg;
+    gp->label = label;
+    gp->py = py;
+    gp->detached = false;
+    gp->pinned = false;
+    gp->pinned_m = NULL;
+    gp->wait_reason = WAIT_NONE;
+    gp->created_at = 0;
+    gp->park_unlock = NULL;
+    gp->param = NULL;
+    atomic_store_explicit(&gp->select_done, 0, memory_order_relaxed);
+    gp->waiting = NULL;
+    ctx_make(&gp->ctx, (void *)gp->stack.lo, gp->stack.hi - gp->stack.lo, goroutine_main, gp);
+    allg_add(gp);
+    atomic_fetch_add_explicit(&sched.ngoroutines, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sched.spawns, 1, memory_order_relaxed);
+    atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+    if (pp) {
+        /* Like Go's newproc: the new G goes to runnext, so a spawn-then-wait
+         * pattern runs the child next on this P. */
+        runq_put(pp, gp, true);
+    } else {
+        rtlock_lock(&sched.lock);
+        globrunq_put(gp);
+        rtlock_unlock(&sched.lock);
+    }
+    wakep();
+    return gp;
+}
+
+struct g *go_spawn(goro_fn fn, void *arg, const char *label, void *py)
+{
+    return go_spawn_sized(fn, arg, label, py, 0);
+}
+
+uint64_t goid_of(struct g *gp)
+{
+    return gp->goid;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parking and readying                                                       */
+
+static void thread_park(struct g *gp, park_unlock_fn unlockf, void *arg, enum wait_reason reason)
+{
+    gp->wait_reason = (uint8_t)reason;
+    gp->thread_interrupted = false;
+    /* Reset the wake word before unlockf: once unlockf releases the lock a
+     * waker may set it at any moment. */
+    atomic_store_explicit(&gp->thread_wake, 0, memory_order_relaxed);
+    atomic_store_explicit(&gp->status, G_WAITING, memory_order_relaxed);
+    if (unlockf != NULL && !unlockf(gp, arg)) {
+        atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
+        return;
+    }
+    if (rt_hooks.thread_block_begin)
+        rt_hooks.thread_block_begin(gp);
+    /* acquire: pairs with go_ready's release, so what the waker wrote into
+     * our sudog is visible once we see the flag. */
+    while (atomic_load_explicit(&gp->thread_wake, memory_order_acquire) == 0) {
+        int r = futex_timedwait(&gp->thread_wake, 0, -1);
+        if (r == -2 && gp->thread_interruptible &&
+            atomic_load_explicit(&gp->thread_wake, memory_order_acquire) == 0) {
+            gp->thread_interrupted = true;
+            break;
+        }
+    }
+    if (rt_hooks.thread_block_end)
+        rt_hooks.thread_block_end(gp);
+    atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
+}
+
+void go_park_commit_wait(struct g *gp)
+{
+    if (rt_hooks.thread_block_begin)
+        rt_hooks.thread_block_begin(gp);
+    while (atomic_load_explicit(&gp->thread_wake, memory_order_acquire) == 0)
+        futex_wait(&gp->thread_wake, 0);
+    if (rt_hooks.thread_block_end)
+        rt_hooks.thread_block_end(gp);
+    gp->thread_interrupted = false;
+    atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
+}
+
+static inline int64_t coarse_now(void)
+{
+    /* wait_since is for humans reading a dump: the vDSO coarse clock
+     * (~4 ms resolution) costs a few ns instead of ~20. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void go_park(park_unlock_fn unlockf, void *arg, enum wait_reason reason)
+{
+    struct g *gp = getg();
+    gp->wait_since = coarse_now();
+    if (gp->is_thread) {
+        thread_park(gp, unlockf, arg, reason);
+        return;
+    }
+    struct m *mp = getm();
+    if (unlikely(mp->curg != gp))
+        rt_throw("go_park called on g0");
+    gp->park_unlock = unlockf;
+    gp->park_arg = arg;
+    gp->wait_reason = (uint8_t)reason;
+    stack_check(gp);
+    mp->mcall = MCALL_PARK;
+    g_switch(gp, &mp->g0, false);
+    /* Resumed, possibly on another M. */
+    gp->wait_reason = WAIT_NONE;
+    if (gp->detached) {
+        gp->detached = false;
+        if (rt_hooks.g_attach)
+            rt_hooks.g_attach(gp);
+    }
+}
+
+void go_ready(struct g *gp)
+{
+    if (gp->is_thread) {
+        atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+        /* release: publishes what we wrote for the waiter (its sudog) */
+        atomic_store_explicit(&gp->thread_wake, 1, memory_order_release);
+        futex_wake(&gp->thread_wake, 1);
+        return;
+    }
+    uint32_t st = atomic_load_explicit(&gp->status, memory_order_relaxed);
+    if (unlikely(st != G_WAITING))
+        rt_throw("go_ready of goroutine %llu in status %u", (unsigned long long)gp->goid, st);
+    atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+    struct m *mp = getm();
+    if (mp != NULL && mp->p != NULL) {
+        runq_put(mp->p, gp, true);
+    } else {
+        rtlock_lock(&sched.lock);
+        globrunq_put(gp);
+        rtlock_unlock(&sched.lock);
+    }
+    wakep();
+}
+
+void go_sched(void)
+{
+    struct m *mp = getm();
+    if (mp == NULL || mp->curg == NULL) {
+        sched_yield();
+        return;
+    }
+    struct g *gp = mp->curg;
+    stack_check(gp);
+    mp->mcall = MCALL_GOSCHED;
+    g_switch(gp, &mp->g0, false);
+    if (gp->detached) {
+        gp->detached = false;
+        if (rt_hooks.g_attach)
+            rt_hooks.g_attach(gp);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Mutex spinning support                                                     */
+
+bool sync_runtime_can_spin(int i)
+{
+    /* Spinning only pays if the lock holder is running on another CPU and
+     * nothing else here is waiting to run. */
+    static int ncpu;
+    if (ncpu == 0)
+        ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (i >= 4 || ncpu <= 1)
+        return false;
+    int32_t procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+    if (procs <= atomic_load_explicit(&sched.npidle, memory_order_relaxed) +
+                     atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) + 1)
+        return false;
+    struct m *mp = getm();
+    if (mp && mp->p && !runq_empty(mp->p))
+        return false;
+    return true;
+}
+
+void sync_runtime_do_spin(void)
+{
+    for (int i = 0; i < 30; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ volatile("yield" ::: "memory");
+#endif
+    }
+}
+
+int sched_gomaxprocs(void)
+{
+    return atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Runtime start, stop, gomaxprocs                                            */
+
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int goro_num_cpu(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static int clamp_procs(int n)
+{
+    if (n < 1)
+        n = 1;
+    if (n > MAX_PROCS)
+        n = MAX_PROCS;
+    return n;
+}
+
+int goro_runtime_start(int gomaxprocs)
+{
+    pthread_mutex_lock(&start_mu);
+    if (atomic_load(&sched.running)) {
+        pthread_mutex_unlock(&start_mu);
+        return GORO_OK;
+    }
+    if (gomaxprocs <= 0) {
+        const char *env = getenv("PYGORO_MAXPROCS");
+        gomaxprocs = env && *env ? atoi(env) : 0;
+        if (gomaxprocs <= 0)
+            gomaxprocs = goro_num_cpu();
+    }
+    gomaxprocs = clamp_procs(gomaxprocs);
+    rtlock_lock(&sched.lock);
+    atomic_store(&sched.stopping, 0);
+    sched.pidle = NULL;
+    atomic_store(&sched.npidle, 0);
+    for (int i = MAX_PROCS - 1; i >= 0; i--) {
+        struct p *pp = &allp[i];
+        if (pp->status == P_RUNNING && pp->m)
+            continue; /* cannot happen on a fresh start */
+        pp->id = i;
+        if (i < gomaxprocs)
+            pidleput(pp);
+        else
+            pp->status = P_DEAD;
+    }
+    atomic_store(&sched.gomaxprocs, gomaxprocs);
+    rtlock_unlock(&sched.lock);
+    atomic_store_explicit(&sched.running, 1, memory_order_release);
+    pthread_mutex_unlock(&start_mu);
+    return GORO_OK;
+}
+
+static void runtime_autostart(void)
+{
+    if (unlikely(!atomic_load_explicit(&sched.running, memory_order_acquire)))
+        goro_runtime_start(0);
+}
+
+void goro_runtime_stop(void)
+{
+    pthread_mutex_lock(&start_mu);
+    if (!atomic_load(&sched.running)) {
+        pthread_mutex_unlock(&start_mu);
+        return;
+    }
+    atomic_store(&sched.stopping, 1);
+    /* Wake every idle M so it sees `stopping` and exits. Ms running a
+     * goroutine exit the next time they schedule; goroutines that never
+     * give up their M are abandoned with it, as at the end of a Go program. */
+    rtlock_lock(&sched.lock);
+    struct m *mp;
+    while ((mp = mget()) != NULL) {
+        mp->nextp = NULL;
+        note_wakeup(&mp->park);
+    }
+    sched.timer_sleeper = NULL;
+    rtlock_unlock(&sched.lock);
+    atomic_store(&sched.running, 0);
+    pthread_mutex_unlock(&start_mu);
+}
+
+int goro_gomaxprocs(int n)
+{
+    runtime_autostart();
+    pthread_mutex_lock(&start_mu);
+    int old = atomic_load(&sched.gomaxprocs);
+    if (n <= 0 || n == old) {
+        pthread_mutex_unlock(&start_mu);
+        return old;
+    }
+    n = clamp_procs(n);
+    rtlock_lock(&sched.lock);
+    for (int i = old; i < n; i++) {
+        struct p *pp = &allp[i];
+        if (pp->status == P_DEAD)
+            pidleput(pp);
+    }
+    for (int i = n; i < old; i++) {
+        struct p *pp = &allp[i];
+        if (pp->status == P_IDLE) {
+            pidleremove(pp);
+            pp->status = P_DEAD;
+        }
+        /* running ones retire themselves in schedule() */
+    }
+    atomic_store(&sched.gomaxprocs, n);
+    rtlock_unlock(&sched.lock);
+    pthread_mutex_unlock(&start_mu);
+    if (n > old)
+        wakep();
+    return old;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public wrappers                                                            */
+
+int goro_go(goro_fn fn, void *arg)
+{
+    return goro_go_named(fn, arg, NULL);
+}
+
+int goro_go_named(goro_fn fn, void *arg, const char *label)
+{
+    if (fn == NULL)
+        return GORO_EINVAL;
+    if (atomic_load_explicit(&sched.stopping, memory_order_relaxed))
+        return GORO_EINVAL;
+    return go_spawn(fn, arg, label, NULL) ? GORO_OK : GORO_ENOMEM;
+}
+
+void goro_gosched(void)
+{
+    go_sched();
+}
+
+int64_t goro_num_goroutine(void)
+{
+    return atomic_load_explicit(&sched.ngoroutines, memory_order_relaxed);
+}
+
+uint64_t goro_goid(void)
+{
+    struct m *mp = getm();
+    return mp && mp->curg ? mp->curg->goid : 0;
+}
+
+void goro_get_stats(goro_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->gomaxprocs = atomic_load(&sched.gomaxprocs);
+    rtlock_lock(&sched.lock);
+    out->num_m = sched.mcount;
+    rtlock_unlock(&sched.lock);
+    out->num_goroutine = atomic_load(&sched.ngoroutines);
+    for (int i = 0; i < MAX_PROCS; i++) {
+        out->steals += atomic_load_explicit(&allp[i].steals, memory_order_relaxed);
+        out->global_gets += atomic_load_explicit(&allp[i].global_gets, memory_order_relaxed);
+    }
+    out->spawns = atomic_load(&sched.spawns);
+    out->parks = atomic_load(&sched.mparks);
+    stack_stats(&out->stacks_mapped, &out->stacks_guarded);
+}
+
+uint64_t goro_p_steals(int p)
+{
+    if (p < 0 || p >= MAX_PROCS)
+        return 0;
+    return atomic_load_explicit(&allp[p].steals, memory_order_relaxed);
+}

@@ -1,0 +1,249 @@
+/* Run queues: the per-P lock-free ring and the global queue.
+ *
+ * The local queue is Go's: a ring of RUNQ_SIZE slots where only the owning P
+ * writes slots and advances tail, while the owner and thieves take from head
+ * with a CAS. A consumer reads the slots first and then CASes head past them:
+ * if the CAS fails somebody else took them and the copy is discarded, so a
+ * slot read "too late" (after the owner reused it) never counts.
+ *
+ * Memory orders:
+ *  - the owner stores slots (relaxed) and then tail with release; a consumer
+ *    loads tail with acquire, so the slots it then reads are the published Gs;
+ *  - consumers load head with acquire and CAS it with release: the owner's
+ *    load-acquire of head (in runq_put) then knows those slots were read and
+ *    may be overwritten;
+ *  - runnext is an atomic exchanged by the owner and CASed by thieves.
+ *
+ * When the ring is full, runq_put moves half of it plus the new G to the
+ * global queue in one lock acquisition (runq_put_slow), as Go does, so a
+ * burst of spawns spreads to idle Ps through the global queue.
+ */
+#include "sched.h"
+
+static inline struct g *slot_load(struct p *pp, uint32_t i)
+{
+    return atomic_load_explicit(&pp->runq[i % RUNQ_SIZE], memory_order_relaxed);
+}
+
+static inline void slot_store(struct p *pp, uint32_t i, struct g *gp)
+{
+    atomic_store_explicit(&pp->runq[i % RUNQ_SIZE], gp, memory_order_relaxed);
+}
+
+uint32_t runq_len(struct p *pp)
+{
+    uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
+    return t - h;
+}
+
+bool runq_empty(struct p *pp)
+{
+    /* Go's runqempty: a G may move from runnext to the ring (runq_put kicking
+     * the old runnext out) between our loads; re-read tail until stable so we
+     * never report empty while a G is in flight between the two. */
+    for (;;) {
+        uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+        uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
+        struct g *next = atomic_load_explicit(&pp->runnext, memory_order_acquire);
+        if (atomic_load_explicit(&pp->runqtail, memory_order_acquire) == tail)
+            return head == tail && next == NULL;
+    }
+}
+
+/* Move half the local queue plus gp to the global queue. Owner only. */
+static bool runq_put_slow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
+{
+    enum { N = RUNQ_SIZE / 2 };
+    struct g *batch[N + 1];
+    uint32_t n = (tail - head) / 2;
+    if (n != N)
+        rt_throw("runq_put_slow: queue is not full");
+    for (uint32_t i = 0; i < n; i++)
+        batch[i] = slot_load(pp, head + i);
+    if (!atomic_compare_exchange_strong_explicit(&pp->runqhead, &head, head + n,
+                                                 memory_order_release, memory_order_relaxed))
+        return false; /* a thief took some; the caller retries the fast path */
+    batch[n] = gp;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i]->schedlink = batch[i + 1];
+    gp->schedlink = NULL;
+    rtlock_lock(&sched.lock);
+    globrunq_put_batch(batch[0], gp, (int32_t)n + 1);
+    rtlock_unlock(&sched.lock);
+    return true;
+}
+
+void runq_put(struct p *pp, struct g *gp, bool next)
+{
+    if (next) {
+        struct g *old = atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
+        if (old == NULL)
+            return;
+        gp = old; /* kick the previous runnext to the tail */
+    }
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+        if (t - h < RUNQ_SIZE) {
+            slot_store(pp, t, gp);
+            /* release: the slot store above becomes visible with the new tail */
+            atomic_store_explicit(&pp->runqtail, t + 1, memory_order_release);
+            return;
+        }
+        if (runq_put_slow(pp, gp, h, t))
+            return;
+    }
+}
+
+struct g *runq_get(struct p *pp, bool *inherit_time)
+{
+    /* runnext first: it inherits the time slice of the G that readied it */
+    struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+    if (next != NULL &&
+        atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acquire,
+                                                memory_order_relaxed)) {
+        if (inherit_time)
+            *inherit_time = true;
+        return next;
+    }
+    if (inherit_time)
+        *inherit_time = false;
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        struct g *gp = slot_load(pp, h);
+        if (atomic_compare_exchange_weak_explicit(&pp->runqhead, &h, h + 1, memory_order_release,
+                                                  memory_order_relaxed))
+            return gp;
+    }
+}
+
+static inline void spin_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+/* Grab half of victim's queue into batch; returns the count. */
+static uint32_t runq_grab(struct p *victim, struct g **batch, bool steal_runnext)
+{
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&victim->runqhead, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&victim->runqtail, memory_order_acquire);
+        uint32_t n = t - h;
+        n = n - n / 2;
+        if (n == 0) {
+            if (steal_runnext) {
+                struct g *next = atomic_load_explicit(&victim->runnext, memory_order_acquire);
+                if (next != NULL) {
+                    /* A G in runnext was usually readied a moment ago by the
+                     * victim's running G, which is about to park and run it:
+                     * taking it would turn a cheap local handoff into a
+                     * cross-CPU one. Give the owner ~3 us first (Go sleeps
+                     * 3 us; a nanosleep here costs ~60 us, so we spin). */
+                    if (victim->status == P_RUNNING) {
+                        int64_t until = nanotime() + 3000;
+                        while (nanotime() < until) {
+                            for (int i = 0; i < 16; i++)
+                                spin_pause();
+                            if (atomic_load_explicit(&victim->runnext, memory_order_relaxed) != next)
+                                break;
+                        }
+                    }
+                    if (atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
+                                                                memory_order_acq_rel,
+                                                                memory_order_relaxed)) {
+                        batch[0] = next;
+                        return 1;
+                    }
+                }
+            }
+            return 0;
+        }
+        if (n > RUNQ_SIZE / 2)
+            continue; /* inconsistent h and t: the owner moved on, retry */
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = slot_load(victim, h + i);
+        if (atomic_compare_exchange_weak_explicit(&victim->runqhead, &h, h + n,
+                                                  memory_order_release, memory_order_relaxed))
+            return n;
+    }
+}
+
+struct g *runq_steal(struct p *pp, struct p *victim, bool steal_runnext)
+{
+    struct g *batch[RUNQ_SIZE / 2];
+    uint32_t n = runq_grab(victim, batch, steal_runnext);
+    if (n == 0)
+        return NULL;
+    struct g *gp = batch[--n];
+    if (n > 0) {
+        /* our own queue is empty (we are stealing), so this cannot overflow */
+        uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+        for (uint32_t i = 0; i < n; i++)
+            slot_store(pp, t + i, batch[i]);
+        atomic_store_explicit(&pp->runqtail, t + n, memory_order_release);
+    }
+    atomic_fetch_add_explicit(&pp->steals, n + 1, memory_order_relaxed);
+    return gp;
+}
+
+/* ---- global queue: sched.lock held ---- */
+
+void globrunq_put(struct g *gp)
+{
+    gp->schedlink = NULL;
+    if (sched.runqtail)
+        sched.runqtail->schedlink = gp;
+    else
+        sched.runqhead = gp;
+    sched.runqtail = gp;
+    atomic_fetch_add_explicit(&sched.runqsize, 1, memory_order_relaxed);
+}
+
+void globrunq_put_batch(struct g *head, struct g *tail, int32_t n)
+{
+    tail->schedlink = NULL;
+    if (sched.runqtail)
+        sched.runqtail->schedlink = head;
+    else
+        sched.runqhead = head;
+    sched.runqtail = tail;
+    atomic_fetch_add_explicit(&sched.runqsize, n, memory_order_relaxed);
+}
+
+/* Take up to max Gs (0: a fair share) from the global queue; return one and
+ * put the rest on pp's local queue. */
+struct g *globrunq_get(struct p *pp, int32_t max)
+{
+    int32_t size = atomic_load_explicit(&sched.runqsize, memory_order_relaxed);
+    if (size == 0)
+        return NULL;
+    int32_t procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+    int32_t n = size / procs + 1;
+    if (n > size)
+        n = size;
+    if (max > 0 && n > max)
+        n = max;
+    if (n > RUNQ_SIZE / 2)
+        n = RUNQ_SIZE / 2;
+    atomic_fetch_sub_explicit(&sched.runqsize, n, memory_order_relaxed);
+    struct g *gp = sched.runqhead;
+    sched.runqhead = gp->schedlink;
+    n--;
+    for (; n > 0; n--) {
+        struct g *g1 = sched.runqhead;
+        sched.runqhead = g1->schedlink;
+        runq_put(pp, g1, false);
+    }
+    if (sched.runqhead == NULL)
+        sched.runqtail = NULL;
+    atomic_fetch_add_explicit(&pp->global_gets, 1, memory_order_relaxed);
+    return gp;
+}

@@ -1,0 +1,145 @@
+/* Scheduler-private structures: M, P and the global scheduler state.
+ * Shared by proc.c (the scheduler), runq.c (run queues), stack.c and
+ * sysmon.c; nothing outside csrc/sched/ includes this. */
+#ifndef PYGORO_SCHED_H
+#define PYGORO_SCHED_H
+
+#include <pthread.h>
+
+#include "../runtime.h"
+
+/* Ps are allocated once, up to MAX_PROCS; gomaxprocs selects how many are
+ * live. Changing gomaxprocs never frees a P, so a pointer to one stays valid
+ * (see procresize in proc.c). */
+#define MAX_PROCS 256
+#define RUNQ_SIZE 256 /* per-P ring; a power of two */
+/* Go checks the global queue every 61 schedule ticks so that goroutines there
+ * are not starved by two goroutines handing work to each other locally. */
+#define GLOBAL_RUNQ_TICK 61
+/* Dead Gs (with their stacks) kept per P before spilling to the global list. */
+#define P_GFREE_MAX 64
+
+enum pstatus {
+    P_IDLE = 0, /* on sched.pidle, no M */
+    P_RUNNING,  /* owned by an M */
+    P_DEAD,     /* id >= gomaxprocs and released */
+};
+
+struct p {
+    int id;
+    uint32_t status;     /* guarded by sched.lock when idle/dead transitions */
+    struct m *m;         /* owner while P_RUNNING */
+    struct p *link;      /* sched.pidle list */
+    uint32_t schedtick;  /* incremented each schedule() */
+
+    /* Local run queue: the owner pushes at tail and pops at head; thieves
+     * CAS head forward. Slots are atomics so that a thief reading a slot the
+     * owner is overwriting is not a data race in C11's sense; the CAS on
+     * head decides whether the thief's copy counts. */
+    _Atomic uint32_t runqhead;
+    _Atomic uint32_t runqtail;
+    _Atomic(struct g *) runq[RUNQ_SIZE];
+    /* A G readied by the running G, run next in place of the queue head:
+     * ping-pong pairs stay on one P and share a warm cache. */
+    _Atomic(struct g *) runnext;
+
+    /* free Gs with stacks, owner-only */
+    struct g *gfree;
+    int ngfree;
+
+    /* counters (owner writes, anyone reads) */
+    _Atomic uint64_t steals;      /* Gs this P stole from others */
+    _Atomic uint64_t global_gets; /* Gs this P took from the global queue */
+
+    char pad[64];
+};
+
+struct m {
+    struct g g0;          /* this thread's scheduler context (its own stack) */
+    struct g *curg;       /* the goroutine running on this M, NULL on g0 */
+    struct p *p;          /* attached P, NULL when idle */
+    struct p *nextp;      /* P handed over by startm */
+    struct m *schedlink;  /* sched.midle */
+    struct m *alllink;    /* sched.allm */
+    struct note park;     /* idle Ms sleep here */
+    bool spinning;        /* looking for work (counted in sched.nmspinning) */
+    bool timer_sleeper;   /* the one idle M that sleeps until the next timer */
+    int id;
+    uint32_t fastrand[2];
+    pthread_t thread;
+    uintptr_t g0_stack_lo, g0_stack_hi; /* for sanitizers and dumps */
+
+    /* What g0 must do with the G that just switched to it (Go's mcall). */
+    enum { MCALL_NONE, MCALL_PARK, MCALL_GOSCHED, MCALL_EXIT } mcall;
+};
+
+struct schedt {
+    struct rtlock lock;
+
+    /* idle Ms */
+    struct m *midle;
+    int nmidle;
+    int mcount;           /* Ms created */
+    int maxmcount;
+    struct m *allm;
+
+    /* idle Ps */
+    struct p *pidle;
+    _Atomic int32_t npidle;
+    _Atomic int32_t nmspinning;
+    _Atomic int32_t gomaxprocs;
+
+    /* global run queue (under lock) */
+    struct g *runqhead;
+    struct g *runqtail;
+    _Atomic int32_t runqsize; /* read without the lock as a hint */
+
+    /* global free Gs (under gflock) */
+    struct rtlock gflock;
+    struct g *gfree;
+    int ngfree;
+
+    /* all goroutines, for dumps (under allglock) */
+    struct rtlock allglock;
+    struct g *allg;
+
+    _Atomic uint64_t goidgen;
+    _Atomic int64_t ngoroutines;
+    _Atomic uint64_t spawns;
+    _Atomic uint64_t mparks;
+
+    /* timers: the idle M that sleeps until the next timer, if any */
+    struct m *timer_sleeper;
+    int64_t timer_sleep_until;
+
+    _Atomic int32_t running; /* runtime started and not stopped */
+    _Atomic int32_t stopping;
+};
+
+extern struct schedt sched;
+extern struct p allp[MAX_PROCS];
+
+/* runq.c */
+bool runq_empty(struct p *pp);
+void runq_put(struct p *pp, struct g *gp, bool next);
+struct g *runq_get(struct p *pp, bool *inherit_time);
+struct g *runq_steal(struct p *pp, struct p *victim, bool steal_runnext);
+uint32_t runq_len(struct p *pp);
+/* global queue; sched.lock held */
+void globrunq_put(struct g *gp);
+void globrunq_put_batch(struct g *head, struct g *tail, int32_t n);
+struct g *globrunq_get(struct p *pp, int32_t max);
+
+/* stack.c */
+/* Allocate a goroutine: stack of `size` bytes with the struct g at its top. */
+struct g *stack_alloc_g(size_t size);
+void stack_free_g(struct g *gp);
+size_t stack_default_size(void);
+size_t stack_set_default_size(size_t size);
+/* Abort with a clear message if gp overflowed its stack (canary check). */
+void stack_check(struct g *gp);
+void stack_stats(uint64_t *mapped, uint64_t *guarded);
+size_t stack_size_of(struct g *gp);
+uintptr_t stack_guard_page(struct g *gp);
+
+#endif

@@ -1,0 +1,261 @@
+/* Goroutine stacks.
+ *
+ * A goroutine is one allocation: its stack, with its struct g at the top
+ * (highest addresses), so a new goroutine touches a single page for both its
+ * descriptor and its first frames. Stacks never move or grow; the size is
+ * fixed per goroutine (goro_set_stack_size, $PYGORO_STACK_SIZE).
+ *
+ * Guard pages vs. the mapping limit. Linux allows vm.max_map_count (65530 by
+ * default) mappings per process, and a stack with a PROT_NONE guard page
+ * below it costs two (the guard splits the area), so guarding every stack
+ * caps a process near 32k goroutines. We therefore guard only the first
+ * guard_budget stacks (default 4096, $PYGORO_GUARDED_STACKS) - enough for
+ * typical programs, where every stack then faults cleanly on overflow - and
+ * carve the rest out of big slabs with no guard page:
+ *
+ *     slab: | gap | stack 0 | gap | stack 1 | ... |      (one mapping)
+ *
+ * Each slab stack is preceded by an untouched gap (STACK_GAP) that costs no
+ * memory (MAP_NORESERVE, never written) and catches a modest overflow
+ * without corrupting the neighbour; a canary at the lowest usable words is
+ * checked every time the goroutine switches out (stack_check), so an overflow
+ * ends in a fatal message naming the goroutine rather than silent
+ * corruption. Python code never gets that far: the bridge scales CPython's
+ * C-recursion budget to the stack so deep recursion raises RecursionError.
+ *
+ * Freed stacks are reused: the scheduler keeps dead Gs with their stacks on
+ * per-P and global free lists (proc.c). Only the overflow of those lists
+ * reaches stack_free_g, which returns memory to the OS (munmap for guarded
+ * stacks, MADV_DONTNEED and a free list for slab stacks).
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sched.h"
+
+#define STACK_MIN (16 * 1024)
+#define STACK_DEFAULT (64 * 1024)
+#define STACK_GAP (64 * 1024)
+#define SLAB_STACKS 64
+#define GUARD_BUDGET_DEFAULT 4096
+#define CANARY_WORDS 4
+static const uint64_t STACK_CANARY = 0x676f726f53544b21ull; /* "goroSTK!" */
+
+/* Size classes: in practice two (C goroutines and Python goroutines). */
+#define MAX_CLASSES 8
+struct stack_class {
+    size_t size;
+    uintptr_t *free; /* lo addresses of free slab stacks */
+    size_t nfree, cap;
+    uintptr_t slab_next, slab_end; /* bump allocation in the current slab */
+};
+
+static struct {
+    struct rtlock lock;
+    size_t page;
+    _Atomic size_t default_size;
+    long guard_budget;
+    struct stack_class classes[MAX_CLASSES];
+    int nclasses;
+    _Atomic uint64_t mapped;
+    _Atomic uint64_t guarded; /* currently allocated guarded stacks */
+} stk = {.lock = RTLOCK_INIT};
+
+static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
+
+static size_t env_size(const char *name, size_t dflt)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return dflt;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end == 'k' || *end == 'K')
+        v *= 1024;
+    else if (*end == 'm' || *end == 'M')
+        v *= 1024 * 1024;
+    return (size_t)v;
+}
+
+static void stack_init(void)
+{
+    stk.page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t sz = env_size("PYGORO_STACK_SIZE", STACK_DEFAULT);
+    if (sz < STACK_MIN)
+        sz = STACK_MIN;
+    sz = (sz + stk.page - 1) & ~(stk.page - 1);
+    atomic_store(&stk.default_size, sz);
+    stk.guard_budget = (long)env_size("PYGORO_GUARDED_STACKS", GUARD_BUDGET_DEFAULT);
+}
+
+size_t stack_default_size(void)
+{
+    pthread_once(&stack_once, stack_init);
+    return atomic_load_explicit(&stk.default_size, memory_order_relaxed);
+}
+
+size_t stack_set_default_size(size_t size)
+{
+    pthread_once(&stack_once, stack_init);
+    size_t old = atomic_load(&stk.default_size);
+    if (size == 0)
+        return old;
+    if (size < STACK_MIN)
+        size = STACK_MIN;
+    size = (size + stk.page - 1) & ~(stk.page - 1);
+    atomic_store(&stk.default_size, size);
+    return old;
+}
+
+size_t goro_set_stack_size(size_t bytes)
+{
+    return stack_set_default_size(bytes);
+}
+
+static struct stack_class *class_for(size_t size)
+{
+    for (int i = 0; i < stk.nclasses; i++)
+        if (stk.classes[i].size == size)
+            return &stk.classes[i];
+    if (stk.nclasses == MAX_CLASSES)
+        return NULL; /* unusual sizes get guarded one-off mappings */
+    struct stack_class *c = &stk.classes[stk.nclasses++];
+    memset(c, 0, sizeof *c);
+    c->size = size;
+    return c;
+}
+
+/* Place the struct g at the top of [lo, lo+size) and set up the canary. */
+static struct g *g_at_top(uintptr_t lo, size_t size, bool guarded)
+{
+    uintptr_t top = lo + size;
+    uintptr_t gaddr = (top - sizeof(struct g)) & ~(uintptr_t)63;
+    struct g *gp = (struct g *)gaddr;
+    memset(gp, 0, sizeof *gp);
+    gp->stack.lo = lo;
+    gp->stack.hi = gaddr;
+    gp->stack_guarded = guarded;
+    gp->stack_size = size;
+    uint64_t *canary = (uint64_t *)lo;
+    for (int i = 0; i < CANARY_WORDS; i++)
+        canary[i] = STACK_CANARY;
+    return gp;
+}
+
+static struct g *alloc_guarded(size_t size)
+{
+    size_t total = size + stk.page;
+    void *p = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (mprotect(p, stk.page, PROT_NONE) != 0) {
+        munmap(p, total);
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&stk.mapped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&stk.guarded, 1, memory_order_relaxed);
+    return g_at_top((uintptr_t)p + stk.page, size, true);
+}
+
+struct g *stack_alloc_g(size_t size)
+{
+    pthread_once(&stack_once, stack_init);
+    if (size == 0)
+        size = atomic_load_explicit(&stk.default_size, memory_order_relaxed);
+    size = (size + stk.page - 1) & ~(stk.page - 1);
+
+    if ((long)atomic_load_explicit(&stk.guarded, memory_order_relaxed) < stk.guard_budget) {
+        struct g *gp = alloc_guarded(size);
+        if (gp)
+            return gp;
+    }
+
+    rtlock_lock(&stk.lock);
+    struct stack_class *c = class_for(size);
+    if (!c) {
+        rtlock_unlock(&stk.lock);
+        return alloc_guarded(size);
+    }
+    uintptr_t lo = 0;
+    if (c->nfree > 0) {
+        lo = c->free[--c->nfree];
+    } else {
+        size_t slot = STACK_GAP + size;
+        if (c->slab_next == c->slab_end) {
+            void *p = mmap(NULL, slot * SLAB_STACKS, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+            if (p == MAP_FAILED) {
+                rtlock_unlock(&stk.lock);
+                return NULL;
+            }
+            c->slab_next = (uintptr_t)p;
+            c->slab_end = (uintptr_t)p + slot * SLAB_STACKS;
+        }
+        lo = c->slab_next + STACK_GAP;
+        c->slab_next += slot;
+        atomic_fetch_add_explicit(&stk.mapped, 1, memory_order_relaxed);
+    }
+    rtlock_unlock(&stk.lock);
+    return g_at_top(lo, size, false);
+}
+
+void stack_free_g(struct g *gp)
+{
+    uintptr_t lo = gp->stack.lo;
+    size_t size = gp->stack_size;
+    if (gp->stack_guarded) {
+        atomic_fetch_sub_explicit(&stk.guarded, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&stk.mapped, 1, memory_order_relaxed);
+        munmap((void *)(lo - stk.page), size + stk.page);
+        return;
+    }
+    /* Give the pages back; the address range stays ours for reuse. */
+    madvise((void *)lo, size, MADV_DONTNEED);
+    rtlock_lock(&stk.lock);
+    struct stack_class *c = class_for(size);
+    if (c) {
+        if (c->nfree == c->cap) {
+            size_t ncap = c->cap ? c->cap * 2 : 256;
+            uintptr_t *nf = realloc(c->free, ncap * sizeof *nf);
+            if (nf) {
+                c->free = nf;
+                c->cap = ncap;
+            }
+        }
+        if (c->nfree < c->cap)
+            c->free[c->nfree++] = lo;
+    }
+    rtlock_unlock(&stk.lock);
+}
+
+size_t stack_size_of(struct g *gp)
+{
+    return gp->stack_size;
+}
+
+void stack_check(struct g *gp)
+{
+    if (gp->is_thread || gp->stack.lo == 0)
+        return;
+    const uint64_t *canary = (const uint64_t *)gp->stack.lo;
+    if (unlikely(canary[CANARY_WORDS - 1] != STACK_CANARY || canary[0] != STACK_CANARY))
+        rt_throw("stack overflow in goroutine %llu (%s): stack of %zu bytes exhausted; "
+                 "raise it with PYGORO_STACK_SIZE or pygoro.runtime.set_stack_size()",
+                 (unsigned long long)gp->goid, gp->label ? gp->label : "?", gp->stack_size);
+}
+
+/* The guard page of gp's stack, for the SIGSEGV handler (0 if unguarded). */
+uintptr_t stack_guard_page(struct g *gp)
+{
+    return gp->stack_guarded ? gp->stack.lo - stk.page : 0;
+}
+
+void stack_stats(uint64_t *mapped, uint64_t *guarded)
+{
+    *mapped = atomic_load_explicit(&stk.mapped, memory_order_relaxed);
+    *guarded = atomic_load_explicit(&stk.guarded, memory_order_relaxed);
+}
