@@ -137,6 +137,7 @@ struct g {
     struct stack stack;      /* usable [lo, hi); zero for a thread G */
     size_t stack_size;       /* the whole allocation, struct g included */
     bool stack_guarded;      /* a PROT_NONE page lies below stack.lo */
+    const uint64_t *stack_canary; /* unguarded stacks: see sched/stack.c */
     _Atomic uint32_t status; /* enum gstatus */
     uint64_t goid;
     struct m *m;             /* M running this G, or NULL */

@@ -316,6 +316,12 @@ static bool newm(struct p *pp, bool spinning)
      * thread instead. Synchronous faults (SIGSEGV...) cannot be blocked. */
     sigset_t all, old;
     sigfillset(&all);
+    sigdelset(&all, SIGSEGV); /* a blocked fault signal kills without a handler */
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    sigdelset(&all, SIGABRT);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int err = pthread_create(&mp->thread, &attr, mstart, mp);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -689,6 +695,12 @@ static _Noreturn void schedule(struct m *mp)
             pthread_exit(NULL);
         struct p *pp = mp->p;
         if (pp == NULL || pp->id >= atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed)) {
+            /* A spinning M must give its count back before it sleeps, or
+             * wakep would wait forever for a spinner that no longer exists. */
+            if (mp->spinning) {
+                mp->spinning = false;
+                atomic_fetch_sub_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
+            }
             if (pp)
                 retire_p(mp);
             stopm(mp);
@@ -752,6 +764,7 @@ static void *mstart(void *arg)
 #ifdef GORO_TSAN
     mp->g0.tsan_fiber = __tsan_get_current_fiber();
 #endif
+    signal_m_altstack(mp);
     if (rt_hooks.m_start)
         rt_hooks.m_start(mp);
     struct p *pp = mp->nextp;
@@ -1143,6 +1156,10 @@ int goro_runtime_start(int gomaxprocs)
     }
     atomic_store(&sched.gomaxprocs, gomaxprocs);
     rtlock_unlock(&sched.lock);
+#if !defined(GORO_ASAN) && !defined(GORO_TSAN)
+    /* the sanitizers report overflows themselves */
+    signal_install_overflow_handler();
+#endif
     atomic_store_explicit(&sched.running, 1, memory_order_release);
     pthread_mutex_unlock(&start_mu);
     return GORO_OK;

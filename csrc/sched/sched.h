@@ -142,4 +142,8 @@ void stack_stats(uint64_t *mapped, uint64_t *guarded);
 size_t stack_size_of(struct g *gp);
 uintptr_t stack_guard_page(struct g *gp);
 
+/* signal.c */
+void signal_install_overflow_handler(void);
+void signal_m_altstack(struct m *mp);
+
 #endif

@@ -13,15 +13,22 @@
  * typical programs, where every stack then faults cleanly on overflow - and
  * carve the rest out of big slabs with no guard page:
  *
- *     slab: | gap | stack 0 | gap | stack 1 | ... |      (one mapping)
+ *     slab: | hdr | gap | stack 0 | gap | stack 1 | ... |      (one mapping)
+ *                 ^c0               ^c1
  *
  * Each slab stack is preceded by an untouched gap (STACK_GAP) that costs no
- * memory (MAP_NORESERVE, never written) and catches a modest overflow
- * without corrupting the neighbour; a canary at the lowest usable words is
- * checked every time the goroutine switches out (stack_check), so an overflow
- * ends in a fatal message naming the goroutine rather than silent
- * corruption. Python code never gets that far: the bridge scales CPython's
- * C-recursion budget to the stack so deep recursion raises RecursionError.
+ * memory (MAP_NORESERVE, never written): an overflow of up to 64 KiB lands
+ * there and corrupts nothing. Below each gap sits that stack's canary (c0,
+ * c1...), in the top page of the stack beneath it (or the slab's header page
+ * for stack 0) - a page that is resident anyway because the neighbour's
+ * struct g lives there, so the canary costs no memory. An overflow that
+ * escapes the gap smashes the canary first; stack_check, run every time a
+ * goroutine switches out, then ends the process with a message naming the
+ * goroutine instead of letting corruption spread silently. (A canary at the
+ * bottom of the stack itself would touch one more page per goroutine: 4 KiB
+ * of RSS on a parked C goroutine that otherwise needs about 4 KiB.)
+ * Python code never gets that far: the bridge scales CPython's C-recursion
+ * budget to the stack so deep recursion raises RecursionError.
  *
  * Freed stacks are reused: the scheduler keeps dead Gs with their stacks on
  * per-P and global free lists (proc.c). Only the overflow of those lists
@@ -42,6 +49,7 @@
 #define SLAB_STACKS 64
 #define GUARD_BUDGET_DEFAULT 4096
 #define CANARY_WORDS 4
+#define CANARY_BYTES (CANARY_WORDS * 8)
 static const uint64_t STACK_CANARY = 0x676f726f53544b21ull; /* "goroSTK!" */
 
 /* Size classes: in practice two (C goroutines and Python goroutines). */
@@ -128,10 +136,11 @@ static struct stack_class *class_for(size_t size)
     return c;
 }
 
-/* Place the struct g at the top of [lo, lo+size) and set up the canary. */
+/* Place the struct g at the top of [lo, lo+size), below the CANARY_BYTES
+ * reserved there for the canary of the slab stack above (see the top). */
 static struct g *g_at_top(uintptr_t lo, size_t size, bool guarded)
 {
-    uintptr_t top = lo + size;
+    uintptr_t top = lo + size - CANARY_BYTES;
     uintptr_t gaddr = (top - sizeof(struct g)) & ~(uintptr_t)63;
     struct g *gp = (struct g *)gaddr;
     memset(gp, 0, sizeof *gp);
@@ -139,9 +148,12 @@ static struct g *g_at_top(uintptr_t lo, size_t size, bool guarded)
     gp->stack.hi = gaddr;
     gp->stack_guarded = guarded;
     gp->stack_size = size;
-    uint64_t *canary = (uint64_t *)lo;
-    for (int i = 0; i < CANARY_WORDS; i++)
-        canary[i] = STACK_CANARY;
+    if (!guarded) {
+        uint64_t *canary = (uint64_t *)(lo - STACK_GAP - CANARY_BYTES);
+        for (int i = 0; i < CANARY_WORDS; i++)
+            canary[i] = STACK_CANARY;
+        gp->stack_canary = canary;
+    }
     return gp;
 }
 
@@ -186,14 +198,16 @@ struct g *stack_alloc_g(size_t size)
     } else {
         size_t slot = STACK_GAP + size;
         if (c->slab_next == c->slab_end) {
-            void *p = mmap(NULL, slot * SLAB_STACKS, PROT_READ | PROT_WRITE,
+            /* one header page holds stack 0's canary */
+            size_t bytes = stk.page + slot * SLAB_STACKS;
+            void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
             if (p == MAP_FAILED) {
                 rtlock_unlock(&stk.lock);
                 return NULL;
             }
-            c->slab_next = (uintptr_t)p;
-            c->slab_end = (uintptr_t)p + slot * SLAB_STACKS;
+            c->slab_next = (uintptr_t)p + stk.page;
+            c->slab_end = (uintptr_t)p + bytes;
         }
         lo = c->slab_next + STACK_GAP;
         c->slab_next += slot;
@@ -213,8 +227,10 @@ void stack_free_g(struct g *gp)
         munmap((void *)(lo - stk.page), size + stk.page);
         return;
     }
-    /* Give the pages back; the address range stays ours for reuse. */
-    madvise((void *)lo, size, MADV_DONTNEED);
+    /* Give the pages back, except the top one: it holds the canary of the
+     * stack above, which must survive. The range stays ours for reuse. */
+    if (size > stk.page)
+        madvise((void *)lo, size - stk.page, MADV_DONTNEED);
     rtlock_lock(&stk.lock);
     struct stack_class *c = class_for(size);
     if (c) {
@@ -241,7 +257,9 @@ void stack_check(struct g *gp)
 {
     if (gp->is_thread || gp->stack.lo == 0)
         return;
-    const uint64_t *canary = (const uint64_t *)gp->stack.lo;
+    const uint64_t *canary = gp->stack_canary;
+    if (canary == NULL)
+        return; /* guarded: the guard page faults instead */
     if (unlikely(canary[CANARY_WORDS - 1] != STACK_CANARY || canary[0] != STACK_CANARY))
         rt_throw("stack overflow in goroutine %llu (%s): stack of %zu bytes exhausted; "
                  "raise it with PYGORO_STACK_SIZE or pygoro.runtime.set_stack_size()",

@@ -1,0 +1,381 @@
+/* C-side drivers for the scheduler tests (tests/c/test_sched.py).
+ * They run C goroutines at full parallelism and report what happened; the
+ * Python side only asserts. A small latch built directly on go_park/go_ready
+ * doubles as a test of the parking contract. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+/* ---- latch: wait until count reaches zero ---- */
+
+struct latch {
+    struct rtlock lock;
+    _Atomic int64_t count;
+    struct g *waiter;
+};
+
+static bool latch_unlock(struct g *gp, void *arg)
+{
+    (void)gp;
+    rtlock_unlock(&((struct latch *)arg)->lock);
+    return true;
+}
+
+static void latch_init(struct latch *l, int64_t n)
+{
+    memset(l, 0, sizeof *l);
+    atomic_store(&l->count, n);
+}
+
+static void latch_wait(struct latch *l)
+{
+    rtlock_lock(&l->lock);
+    if (atomic_load(&l->count) == 0) {
+        rtlock_unlock(&l->lock);
+        return;
+    }
+    l->waiter = getg();
+    go_park(latch_unlock, l, WAIT_JOIN);
+}
+
+static void latch_done(struct latch *l)
+{
+    if (atomic_fetch_sub(&l->count, 1) != 1)
+        return;
+    rtlock_lock(&l->lock);
+    struct g *w = l->waiter;
+    l->waiter = NULL;
+    rtlock_unlock(&l->lock);
+    if (w)
+        go_ready(w);
+}
+
+static long gettid_(void)
+{
+    return syscall(SYS_gettid);
+}
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* ---- spawn + join ---- */
+
+struct spawn_ctx {
+    struct latch done;
+    int n;
+};
+
+static void spawn_child(void *arg)
+{
+    latch_done(&((struct spawn_ctx *)arg)->done);
+}
+
+static void spawn_parent(void *arg)
+{
+    struct spawn_ctx *c = arg;
+    for (int i = 0; i < c->n; i++)
+        if (goro_go(spawn_child, c) != GORO_OK)
+            abort();
+}
+
+int64_t core_spawn_join(int n, int from_goroutine)
+{
+    struct spawn_ctx c;
+    latch_init(&c.done, n);
+    c.n = n;
+    int64_t t0 = nanotime();
+    if (from_goroutine) {
+        goro_go(spawn_parent, &c);
+    } else {
+        for (int i = 0; i < n; i++)
+            goro_go(spawn_child, &c);
+    }
+    latch_wait(&c.done);
+    return nanotime() - t0;
+}
+
+/* ---- nested spawn tree ---- */
+
+struct tree_ctx {
+    struct latch done;
+    int fanout;
+};
+struct tree_node {
+    struct tree_ctx *t;
+    int depth;
+};
+
+static void tree_node_run(void *arg)
+{
+    struct tree_node *n = arg;
+    if (n->depth > 0) {
+        for (int i = 0; i < n->t->fanout; i++) {
+            struct tree_node *c = malloc(sizeof *c);
+            c->t = n->t;
+            c->depth = n->depth - 1;
+            goro_go(tree_node_run, c);
+        }
+    }
+    struct tree_ctx *t = n->t;
+    free(n);
+    latch_done(&t->done);
+}
+
+int64_t core_spawn_nested(int depth, int fanout)
+{
+    int64_t total = 0, level = 1;
+    for (int d = 0; d <= depth; d++) {
+        total += level;
+        level *= fanout;
+    }
+    struct tree_ctx t;
+    latch_init(&t.done, total);
+    t.fanout = fanout;
+    struct tree_node *root = malloc(sizeof *root);
+    root->t = &t;
+    root->depth = depth;
+    goro_go(tree_node_run, root);
+    latch_wait(&t.done);
+    return total;
+}
+
+/* ---- gosched ping-pong between two goroutines ---- */
+
+struct yield_ctx {
+    struct latch done;
+    int iters;
+    _Atomic int64_t changes;
+};
+
+static void yielder(void *arg)
+{
+    struct yield_ctx *c = arg;
+    long tid = gettid_();
+    int64_t changes = 0;
+    for (int i = 0; i < c->iters; i++) {
+        goro_gosched();
+        long t = gettid_();
+        if (t != tid) {
+            changes++;
+            tid = t;
+        }
+    }
+    atomic_fetch_add(&c->changes, changes);
+    latch_done(&c->done);
+}
+
+int64_t core_gosched_pingpong(int iters, int64_t *thread_changes)
+{
+    struct yield_ctx c;
+    latch_init(&c.done, 2);
+    c.iters = iters;
+    atomic_store(&c.changes, 0);
+    int64_t t0 = nanotime();
+    goro_go(yielder, &c);
+    goro_go(yielder, &c);
+    latch_wait(&c.done);
+    *thread_changes = atomic_load(&c.changes);
+    return nanotime() - t0;
+}
+
+/* ---- many parked goroutines ---- */
+
+struct park_ctx {
+    struct rtlock lock;
+    struct g **gs;
+    int64_t nparked;
+    struct latch done;
+    _Atomic int64_t resumed;
+};
+
+static bool park_ctx_unlock(struct g *gp, void *arg)
+{
+    (void)gp;
+    rtlock_unlock(&((struct park_ctx *)arg)->lock);
+    return true;
+}
+
+static void parker(void *arg)
+{
+    struct park_ctx *c = arg;
+    rtlock_lock(&c->lock);
+    c->gs[c->nparked++] = getg();
+    go_park(park_ctx_unlock, c, WAIT_CHAN_RECEIVE);
+    atomic_fetch_add(&c->resumed, 1);
+    latch_done(&c->done);
+}
+
+int64_t core_park_many(int n, int64_t *rss_delta_kb)
+{
+    struct park_ctx c;
+    memset(&c, 0, sizeof c);
+    c.gs = calloc((size_t)n, sizeof *c.gs);
+    if (!c.gs)
+        return -1;
+    latch_init(&c.done, n);
+    long before = rss_kb();
+    for (int i = 0; i < n; i++)
+        if (goro_go(parker, &c) != GORO_OK)
+            return -2;
+    for (;;) {
+        rtlock_lock(&c.lock);
+        int64_t k = c.nparked;
+        rtlock_unlock(&c.lock);
+        if (k == n)
+            break;
+        usleep(1000);
+    }
+    *rss_delta_kb = rss_kb() - before;
+    int64_t live = goro_num_goroutine();
+    for (int i = 0; i < n; i++)
+        go_ready(c.gs[i]);
+    latch_wait(&c.done);
+    free(c.gs);
+    if (atomic_load(&c.resumed) != n)
+        return -3;
+    return live;
+}
+
+/* ---- work stealing ---- */
+
+struct steal_ctx {
+    struct latch done;
+    int n;
+    int spin;
+};
+
+static void busy_child(void *arg)
+{
+    struct steal_ctx *c = arg;
+    volatile uint64_t x = 0;
+    for (int i = 0; i < c->spin; i++)
+        x += (uint64_t)i;
+    latch_done(&c->done);
+}
+
+static void busy_parent(void *arg)
+{
+    struct steal_ctx *c = arg;
+    for (int i = 0; i < c->n; i++)
+        goro_go(busy_child, c);
+}
+
+int64_t core_steal_work(int n, int spin_iters, uint64_t *steals)
+{
+    goro_stats_t before, after;
+    goro_get_stats(&before);
+    struct steal_ctx c;
+    latch_init(&c.done, n);
+    c.n = n;
+    c.spin = spin_iters;
+    int64_t t0 = nanotime();
+    goro_go(busy_parent, &c);
+    latch_wait(&c.done);
+    int64_t dt = nanotime() - t0;
+    goro_get_stats(&after);
+    *steals = after.steals - before.steals;
+    return dt;
+}
+
+/* ---- gomaxprocs changes under load ---- */
+
+struct churn_ctx {
+    struct latch done;
+    _Atomic int64_t yields;
+};
+
+static void churner(void *arg)
+{
+    struct churn_ctx *c = arg;
+    for (int i = 0; i < 200; i++) {
+        goro_gosched();
+        atomic_fetch_add_explicit(&c->yields, 1, memory_order_relaxed);
+    }
+    latch_done(&c->done);
+}
+
+int64_t core_gomaxprocs_churn(int n, int rounds)
+{
+    struct churn_ctx c;
+    latch_init(&c.done, n);
+    atomic_store(&c.yields, 0);
+    int orig = goro_gomaxprocs(0);
+    for (int i = 0; i < n; i++)
+        goro_go(churner, &c);
+    for (int r = 0; r < rounds; r++) {
+        goro_gomaxprocs(1 + (int)cheaprandn(4));
+        usleep(200);
+    }
+    goro_gomaxprocs(orig);
+    latch_wait(&c.done);
+    return atomic_load(&c.yields);
+}
+
+/* ---- the register switch alone ---- */
+
+static struct goro_context sw_main, sw_co;
+static int64_t sw_iters;
+
+static void switch_partner(void *arg)
+{
+    (void)arg;
+    for (;;)
+        ctx_switch(&sw_co, &sw_main);
+}
+
+int64_t core_switch_only(int iters)
+{
+    size_t size = 64 * 1024;
+    void *stack = malloc(size);
+    sw_iters = iters;
+    ctx_make(&sw_co, stack, size, switch_partner, NULL);
+    int64_t t0 = nanotime();
+    for (int i = 0; i < iters; i++)
+        ctx_switch(&sw_main, &sw_co); /* two switches per iteration */
+    int64_t dt = nanotime() - t0;
+    free(stack);
+    return dt;
+}
+
+/* ---- stack overflow (run in a subprocess: it aborts) ---- */
+
+static volatile int recurse_limit = 1 << 30; /* opaque to the compiler */
+
+static int recurse(int depth)
+{
+    volatile char buf[512];
+    buf[0] = (char)depth;
+    if (depth >= recurse_limit)
+        return buf[0];
+    return recurse(depth + 1) + buf[0];
+}
+
+static void overflow_main(void *arg)
+{
+    (void)arg;
+    recurse(0);
+}
+
+int core_stack_overflow(void)
+{
+    struct latch l;
+    latch_init(&l, 1);
+    goro_go_named(overflow_main, NULL, "overflow_main");
+    latch_wait(&l); /* never returns: the process dies */
+    return 0;
+}

@@ -1,0 +1,165 @@
+"""The scheduler, driven from C goroutines (no GIL in the loop)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HERE = os.path.dirname(__file__)
+SANITIZED = bool(os.environ.get("PYGORO_SANITIZE"))
+SCALE = 10 if SANITIZED else 1
+
+
+def settle(lib, timeout=5.0):
+    """Live goroutine count once the last ones have finished exiting.
+
+    A goroutine signals the latch as its last act and is counted until it has
+    switched out for good, so allow a moment."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while lib.goro_num_goroutine() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return lib.goro_num_goroutine()
+
+
+def stats(ffi, lib):
+    s = ffi.new("goro_stats_t *")
+    lib.goro_get_stats(s)
+    return s
+
+
+def test_spawn_and_join_many_from_thread(clib):
+    ffi, lib = clib
+    n = 1_000_000 // SCALE
+    assert lib.core_spawn_join(n, 0) > 0
+    assert settle(lib) == 0
+
+
+def test_spawn_and_join_many_from_goroutine(clib):
+    ffi, lib = clib
+    n = 1_000_000 // SCALE
+    assert lib.core_spawn_join(n, 1) > 0
+    assert settle(lib) == 0
+
+
+def test_nested_spawn_tree(clib):
+    ffi, lib = clib
+    depth = 4 if SANITIZED else 5
+    total = lib.core_spawn_nested(depth, 8)
+    assert total == sum(8**d for d in range(depth + 1))
+    assert settle(lib) == 0
+
+
+def test_gosched_migrates_between_threads(clib):
+    ffi, lib = clib
+    changes = ffi.new("int64_t *")
+    lib.goro_gomaxprocs(2)
+    assert lib.core_gosched_pingpong(20000 // SCALE, changes) > 0
+    # two Ms pull yielded goroutines from the global queue: they move
+    assert changes[0] > 0
+
+
+def test_work_stealing_spreads_load(clib):
+    ffi, lib = clib
+    lib.goro_gomaxprocs(2)
+    steals = ffi.new("uint64_t *")
+    # fewer children than the ring holds: the only way to the other P is a steal
+    lib.core_steal_work(100, 200000 // SCALE, steals)
+    assert steals[0] > 0
+    per_p = [lib.goro_p_steals(i) for i in range(2)]
+    assert sum(per_p) > 0
+
+
+def test_gomaxprocs_changes_under_load(clib):
+    ffi, lib = clib
+    orig = lib.goro_gomaxprocs(0)
+    n = 100
+    for _ in range(3):
+        assert lib.core_gomaxprocs_churn(n, 50) == n * 200
+    assert lib.goro_gomaxprocs(0) == orig
+    # the scheduler still runs work after all the resizing
+    assert lib.core_spawn_join(1000, 1) > 0
+
+
+def test_gomaxprocs_returns_previous(clib):
+    ffi, lib = clib
+    orig = lib.goro_gomaxprocs(0)
+    assert lib.goro_gomaxprocs(3) == orig
+    assert lib.goro_gomaxprocs(orig) == 3
+    assert lib.goro_gomaxprocs(0) == orig
+    assert lib.goro_num_cpu() >= 1
+
+
+def test_goid_is_zero_on_plain_thread(clib):
+    ffi, lib = clib
+    assert lib.goro_goid() == 0
+
+
+def test_100k_parked_c_goroutines(clib):
+    ffi, lib = clib
+    rss = ffi.new("int64_t *")
+    n = 100_000 // SCALE
+    live = lib.core_park_many(n, rss)
+    assert live >= n
+
+
+@pytest.mark.skipif(SANITIZED, reason="1M goroutines is a memory test; sanitizers multiply memory")
+def test_1m_parked_c_goroutines_under_default_map_limit(clib):
+    ffi, lib = clib
+    with open("/proc/sys/vm/max_map_count") as f:
+        max_maps = int(f.read())
+    rss = ffi.new("int64_t *")
+    n = 1_000_000
+    live = lib.core_park_many(n, rss)
+    assert live >= n
+    # memory proportional to the goroutines, a few KiB each (target 4 KiB)
+    per_g = rss[0] * 1024 / n
+    assert per_g < 16 * 1024, per_g
+    with open("/proc/self/maps") as f:
+        assert sum(1 for _ in f) < max_maps
+
+
+@pytest.mark.skipif(SANITIZED, reason="the sanitizer intercepts the overflow itself")
+def test_stack_overflow_is_a_clear_fatal_error():
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {HERE!r})
+        import build
+        ffi, lib = build.build()
+        lib.goro_runtime_start(2)
+        lib.core_stack_overflow()
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "stack overflow" in r.stderr
+    assert "overflow_main" in r.stderr
+
+
+@pytest.mark.skipif(SANITIZED, reason="the sanitizer intercepts the overflow itself")
+def test_stack_overflow_of_unguarded_stack_is_caught():
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {HERE!r})
+        import build
+        ffi, lib = build.build()
+        lib.goro_runtime_start(2)
+        lib.core_stack_overflow()
+        """
+    )
+    env = dict(os.environ, PYGORO_GUARDED_STACKS="0")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode != 0
+    assert "stack overflow" in r.stderr
+    assert "overflow_main" in r.stderr
+
+
+def test_register_switch_runs(clib):
+    ffi, lib = clib
+    assert lib.core_switch_only(100000) > 0
