@@ -303,6 +303,11 @@ bool timer_stop(struct timer *t);
 int64_t timers_run(int64_t now);
 /* Earliest pending `when`, 0 if none (one atomic load). */
 int64_t timers_next(void);
+/* fork: the timer heap's lock is held across fork (before / parent), and
+ * the child starts with no timers (their owners did not survive). */
+void timers_before_fork(void);
+void timers_after_fork_parent(void);
+void timers_after_fork_child(void);
 /* Called by timer.c when the earliest pending timer moved earlier: the
  * scheduler wakes an idle M sleeping past `when` (sched/proc.c). */
 void sched_timers_changed(int64_t when);

@@ -56,6 +56,12 @@ GORO_EXTERN int goro_runtime_start(int gomaxprocs);
  * (their stacks are not freed), as when a Go program's main returns.
  * After this, goro_go fails with GORO_EINVAL until goro_runtime_start. */
 GORO_EXTERN void goro_runtime_stop(void);
+/* fork(2) support: call before fork in the forking thread, then the parent
+ * or child variant after it (pthread_atfork order). The child gets a fresh
+ * scheduler; only the forking goroutine (if any) survives into it. */
+GORO_EXTERN void goro_runtime_before_fork(void);
+GORO_EXTERN void goro_runtime_after_fork_parent(void);
+GORO_EXTERN void goro_runtime_after_fork_child(void);
 /* Start a goroutine running fn(arg). */
 GORO_EXTERN int goro_go(goro_fn fn, void *arg);
 /* Same, with a label shown in stack dumps (a static string). */

@@ -616,6 +616,7 @@ static void execute(struct m *mp, struct g *gp)
 }
 
 static void allg_remove(struct g *gp);
+static void allg_add(struct g *gp);
 
 static void park_m(struct m *mp, struct g *gp)
 {
@@ -1224,6 +1225,89 @@ int goro_gomaxprocs(int n)
     if (n > old)
         wakep();
     return old;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fork                                                                       */
+
+/* Take the runtime's global locks so that no other thread holds one at the
+ * moment of fork: the child inherits them locked otherwise, forever. Channel
+ * and other object locks are the program's: as in any threaded program, a
+ * child should not touch objects other threads were using at fork time. */
+void goro_runtime_before_fork(void)
+{
+    pthread_mutex_lock(&start_mu);
+    rtlock_lock(&sched.lock);
+    rtlock_lock(&sched.gflock);
+    rtlock_lock(&sched.allglock);
+    timers_before_fork();
+}
+
+void goro_runtime_after_fork_parent(void)
+{
+    timers_after_fork_parent();
+    rtlock_unlock(&sched.allglock);
+    rtlock_unlock(&sched.gflock);
+    rtlock_unlock(&sched.lock);
+    pthread_mutex_unlock(&start_mu);
+}
+
+/* In the child only the forking thread exists. Rebuild the scheduler from
+ * scratch: every other M is gone and the goroutines they ran or that were
+ * queued are abandoned (their memory is simply never reused). If the fork
+ * came from a goroutine, that goroutine and its M carry on as the only ones,
+ * holding P 0. */
+void goro_runtime_after_fork_child(void)
+{
+    struct m *self = tls_m;
+    struct g *cur = self ? self->curg : NULL;
+    sched.lock = (struct rtlock)RTLOCK_INIT;
+    sched.gflock = (struct rtlock)RTLOCK_INIT;
+    sched.allglock = (struct rtlock)RTLOCK_INIT;
+    pthread_mutex_init(&start_mu, NULL);
+    sched.midle = NULL;
+    sched.nmidle = 0;
+    sched.allm = self;
+    sched.mcount = self ? 1 : 0;
+    if (self) {
+        self->alllink = NULL;
+        self->schedlink = NULL;
+        self->spinning = false;
+        self->nextp = NULL;
+        self->thread = pthread_self();
+    }
+    sched.runqhead = sched.runqtail = NULL;
+    atomic_store(&sched.runqsize, 0);
+    sched.gfree = NULL;
+    sched.ngfree = 0;
+    sched.allg = NULL;
+    sched.timer_sleeper = NULL;
+    atomic_store(&sched.nmspinning, 0);
+    atomic_store(&sched.ngoroutines, 0);
+    int32_t procs = atomic_load(&sched.gomaxprocs);
+    sched.pidle = NULL;
+    atomic_store(&sched.npidle, 0);
+    for (int i = MAX_PROCS - 1; i >= 0; i--) {
+        struct p *pp = &allp[i];
+        atomic_store(&pp->runqhead, 0);
+        atomic_store(&pp->runqtail, 0);
+        atomic_store(&pp->runnext, NULL);
+        pp->gfree = NULL;
+        pp->ngfree = 0;
+        pp->m = NULL;
+        pp->link = NULL;
+        if (i >= procs)
+            pp->status = P_DEAD;
+        else if (self && i == 0)
+            acquirep(self, pp);
+        else
+            pidleput(pp);
+    }
+    if (cur) {
+        allg_add(cur);
+        atomic_store(&sched.ngoroutines, 1);
+    }
+    timers_after_fork_child();
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,0 +1,41 @@
+/* Shared declarations of the CPython bridge (the pygoro._core extension). */
+#ifndef PYGORO_PY_BRIDGE_H
+#define PYGORO_PY_BRIDGE_H
+
+#include <Python.h>
+
+#include "../runtime.h"
+
+/* A Python goroutine: what go(fn, *args, **kwargs) captured, and the
+ * interpreter state it runs with. g->py points here while the goroutine
+ * holds a thread state. */
+struct pyg {
+    PyObject *fn;
+    PyObject *args;    /* tuple */
+    PyObject *kwargs;  /* dict or NULL */
+    PyObject *context; /* copy of the spawner's contextvars */
+    PyObject *name;    /* str: fn's qualified name, for dumps */
+    PyThreadState *tstate;
+    size_t stack_size;
+};
+
+/* goroutine.c */
+int bridge_goroutine_init(PyObject *module);
+PyObject *bridge_go(PyObject *fn, PyObject *args, PyObject *kwargs);
+/* Python's main thread may be interrupted by signals while blocked: call
+ * before a blocking runtime call from a plain thread. */
+void bridge_prepare_block(void);
+/* Ctrl-C and friends: after a runtime call returned GORO_INTERRUPTED, run
+ * the signal handlers. -1 with an exception set if one raised (the caller
+ * returns NULL), 0 to retry the operation. */
+int bridge_handle_interrupt(void);
+void bridge_shutdown(void);
+void bridge_after_fork_child(void);
+void bridge_before_fork(void);
+void bridge_after_fork_parent(void);
+size_t bridge_stack_size(size_t set);
+/* The exception-report callback (pygoro.runtime calls _set_exception_handler). */
+extern PyObject *bridge_exception_handler;
+extern int bridge_finalizing;
+
+#endif

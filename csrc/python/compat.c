@@ -1,0 +1,144 @@
+/* CPython-version-specific interpreter state, all in one place.
+ *
+ * A Python goroutine owns a PyThreadState that travels with it from one OS
+ * thread (M) to another. The eval loop, frames, the data stack, exception
+ * state, contextvars, threading.local data and the recursion counters all
+ * hang off the tstate, so switching tstates is enough for the interpreter -
+ * except for the few places where CPython ties state to the OS thread, which
+ * this file handles:
+ *
+ *  - The PyGILState slot (a TSS key per runtime: `gilstate.autoTSSkey` in
+ *    3.11, `autoTSSkey` in 3.12+). PyGILState_Ensure, used by countless C
+ *    extensions, looks the tstate up there. If it points at another (or a
+ *    freed) goroutine's tstate, 3.11 deadlocks and 3.13 aborts with
+ *    "non-NULL old thread state". So we bind it on attach and clear it on
+ *    detach. Since 3.12 a tstate also carries `_status.bound_gilstate`, and
+ *    attaching a tstate whose bit is clear rebinds the slot, first clearing
+ *    the bit of whatever tstate the slot held - a write into a stale tstate
+ *    unless the slot is empty. Keeping every M's slot empty while no
+ *    goroutine is attached, and the bit clear on every detached tstate, makes
+ *    CPython's own bind on attach correct; on 3.11 we set the slot ourselves.
+ *
+ *  - thread_id / native_thread_id: set at creation to the creating thread.
+ *    faulthandler and debuggers print them; we update them on each attach.
+ *
+ *  - C recursion depth: 3.12 and 3.13 count C recursion separately
+ *    (c_recursion_remaining) against a limit sized for an 8 MiB main-thread
+ *    stack (1,500 on 3.12, 10,000 on 3.13). Measured here: one level of
+ *    repr()/json.dumps() recursion costs ~150-165 bytes of C stack, so 3.13
+ *    overflows a 256 KiB stack near 1,700 levels. We give each goroutine a
+ *    budget of (stack - reserve) / C_LEVEL_BYTES. 3.11 has one counter for
+ *    Python and C recursion (recursion_remaining); we cap it the same way,
+ *    which only matters if the program raised sys.setrecursionlimit.
+ */
+#define Py_BUILD_CORE 1
+#include <Python.h>
+#include "internal/pycore_runtime.h"
+
+#include "compat.h"
+
+/* Bytes of C stack assumed per level of C recursion: the measured 165 plus
+ * headroom for fatter paths (extensions, __repr__ through several layers). */
+#define C_LEVEL_BYTES 256
+/* Stack kept for the goroutine's own base frames and the last call that
+ * trips the limit. */
+#define STACK_RESERVE (32 * 1024)
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define AUTO_TSS_KEY (&_PyRuntime.autoTSSkey)
+#else
+#define AUTO_TSS_KEY (&_PyRuntime.gilstate.autoTSSkey)
+#endif
+
+static void gilstate_unbind(PyThreadState *tstate)
+{
+    Py_tss_t *key = AUTO_TSS_KEY;
+    if (PyThread_tss_is_created(key) && PyThread_tss_get(key) == (void *)tstate)
+        PyThread_tss_set(key, NULL);
+#if PY_VERSION_HEX >= 0x030C0000
+    tstate->_status.bound_gilstate = 0;
+#endif
+}
+
+PyThreadState *compat_current_tstate(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
+
+PyThreadState *compat_tstate_new(PyInterpreterState *interp)
+{
+    PyThreadState *tstate = PyThreadState_New(interp);
+    if (tstate != NULL)
+        gilstate_unbind(tstate);
+    return tstate;
+}
+
+void compat_attach(PyThreadState *tstate)
+{
+    PyEval_RestoreThread(tstate);
+#if PY_VERSION_HEX < 0x030C0000
+    PyThread_tss_set(AUTO_TSS_KEY, tstate);
+#else
+    /* Attaching rebound the slot (bound_gilstate was clear); make sure. */
+    if (!tstate->_status.bound_gilstate) {
+        PyThread_tss_set(AUTO_TSS_KEY, tstate);
+        tstate->_status.bound_gilstate = 1;
+    }
+#endif
+    tstate->thread_id = PyThread_get_thread_ident();
+    tstate->native_thread_id = PyThread_get_thread_native_id();
+}
+
+void compat_detach(void)
+{
+    PyThreadState *tstate = compat_current_tstate();
+    if (tstate != NULL)
+        gilstate_unbind(tstate);
+    PyEval_SaveThread();
+}
+
+void compat_set_recursion_budget(PyThreadState *tstate, size_t stack_bytes)
+{
+    int budget = stack_bytes > STACK_RESERVE ? (int)((stack_bytes - STACK_RESERVE) / C_LEVEL_BYTES)
+                                             : 50;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (tstate->c_recursion_remaining > budget)
+        tstate->c_recursion_remaining = budget;
+#else
+    if (tstate->recursion_remaining > budget)
+        tstate->recursion_remaining = budget;
+#endif
+}
+
+void compat_tstate_reset(PyThreadState *tstate)
+{
+    /* threading.local() data of the previous goroutine */
+    Py_CLEAR(tstate->dict);
+    if (tstate->c_tracefunc != NULL)
+        PyEval_SetTrace(NULL, NULL);
+    if (tstate->c_profilefunc != NULL)
+        PyEval_SetProfile(NULL, NULL);
+    Py_CLEAR(tstate->async_exc);
+}
+
+PyObject *compat_fetch_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}

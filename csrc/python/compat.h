@@ -1,0 +1,44 @@
+/* Everything that depends on the CPython version, behind one small interface.
+ * The implementation (compat.c) is the only file of pygoro that includes
+ * CPython's internal headers. See ../shared/DESIGN.md, "one PyThreadState per
+ * goroutine", for why each of these exists. */
+#ifndef PYGORO_PY_COMPAT_H
+#define PYGORO_PY_COMPAT_H
+
+#include <Python.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A new thread state for a goroutine, not bound to the calling OS thread's
+ * PyGILState slot (CPython binds a new tstate to the creating thread when its
+ * slot is empty; a goroutine's tstate must belong to no thread while detached).
+ * Does not need the GIL. */
+PyThreadState *compat_tstate_new(PyInterpreterState *interp);
+
+/* Attach tstate to this OS thread and take the GIL; point this thread's
+ * PyGILState slot at it (so PyGILState_Ensure in C extensions finds it) and
+ * update thread_id / native_thread_id for faulthandler and debuggers. */
+void compat_attach(PyThreadState *tstate);
+
+/* Release the GIL and detach the calling thread's current tstate, clearing
+ * this thread's PyGILState slot and the tstate's bound bit so that no OS
+ * thread keeps a pointer to a tstate that may move or be freed. */
+void compat_detach(void);
+
+/* Limit CPython's C-recursion budget to what `stack_bytes` can hold so that
+ * deep recursion raises RecursionError instead of overflowing the goroutine's
+ * stack. Call at goroutine start (counters at their maximum). */
+void compat_set_recursion_budget(PyThreadState *tstate, size_t stack_bytes);
+
+/* Reset per-goroutine state of a finished goroutine's tstate so that the
+ * next goroutine reusing it starts clean (threading.local data, tracing).
+ * Called attached, with the GIL. */
+void compat_tstate_reset(PyThreadState *tstate);
+
+/* Take the raised exception (normalized, traceback attached); NULL if none. */
+PyObject *compat_fetch_exception(void);
+
+/* The calling thread's attached tstate, or NULL; never fails. */
+PyThreadState *compat_current_tstate(void);
+
+#endif

@@ -1,0 +1,318 @@
+/* Python goroutines: go(fn, *args, **kwargs) and the runtime hooks that move
+ * a goroutine's PyThreadState between worker threads.
+ *
+ * Life of a Python goroutine:
+ *   spawn (caller holds the GIL): capture fn, args, kwargs and a copy of the
+ *     caller's contextvars; go_spawn_sized() with a Python-sized stack.
+ *   start (on some M, no GIL): take a thread state from the pool (or create
+ *     one), attach it (GIL), enter the context, call fn.
+ *   park: the runtime switches to g0, releases the waited-on lock, and only
+ *     then calls g_detach: this M's hold on the interpreter is dropped with
+ *     no runtime lock held (DESIGN.md rule 12). Whoever resumes the G calls
+ *     g_attach on the G's own stack, on whatever M that is.
+ *   exit: report an escaping exception, reset the tstate and return it to
+ *     the pool (or delete it), detached; the scheduler then recycles the
+ *     stack. So a finished goroutine leaves nothing CPython could free under
+ *     us, and a pooled tstate carries no data of its previous owner.
+ *
+ * Plain threads that block in the runtime (the main thread, threading
+ * threads) release the GIL around the futex sleep through the
+ * thread_block_begin/end hooks; the non-blocking fast paths never do.
+ */
+#include "bridge.h"
+#include "compat.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Python code needs far more stack than C goroutines (the eval loop, C
+ * recursion through repr/json/...): 512 KiB of address space, of which
+ * only touched pages cost memory. See compat.c for the recursion budget. */
+#define PY_STACK_DEFAULT (512 * 1024)
+#define TSTATE_POOL_MAX 1024
+
+PyObject *bridge_exception_handler;
+int bridge_finalizing;
+
+static PyInterpreterState *interp;
+static unsigned long main_thread_ident;
+static _Atomic size_t py_stack_size = PY_STACK_DEFAULT;
+
+/* Idle goroutine thread states, detached and unbound. */
+static struct {
+    struct rtlock lock;
+    PyThreadState *items[TSTATE_POOL_MAX];
+    int n;
+} pool = {.lock = RTLOCK_INIT};
+
+static PyThreadState *pool_get(void)
+{
+    PyThreadState *ts = NULL;
+    rtlock_lock(&pool.lock);
+    if (pool.n > 0)
+        ts = pool.items[--pool.n];
+    rtlock_unlock(&pool.lock);
+    return ts;
+}
+
+static bool pool_put(PyThreadState *ts)
+{
+    bool ok = false;
+    rtlock_lock(&pool.lock);
+    if (pool.n < TSTATE_POOL_MAX) {
+        pool.items[pool.n++] = ts;
+        ok = true;
+    }
+    rtlock_unlock(&pool.lock);
+    return ok;
+}
+
+size_t bridge_stack_size(size_t set)
+{
+    size_t old = atomic_load(&py_stack_size);
+    if (set)
+        atomic_store(&py_stack_size, set);
+    return old;
+}
+
+/* After interpreter shutdown has begun no M may take the GIL again: the
+ * tstates may be freed, and taking the GIL then exits or hangs the thread
+ * from inside a goroutine. Such an M just stops here; the process is about
+ * to end. */
+static _Noreturn void hang_forever(void)
+{
+    for (;;)
+        pause();
+}
+
+/* ---- runtime hooks ---- */
+
+static void hook_g_attach(struct g *gp)
+{
+    struct pyg *p = gp->py;
+    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_ACQUIRE))
+        hang_forever();
+    compat_attach(p->tstate);
+}
+
+static void hook_g_detach(struct g *gp)
+{
+    (void)gp; /* may already run elsewhere: only thread-local state here */
+    compat_detach();
+}
+
+static _Thread_local PyThreadState *thread_saved_tstate;
+
+static void hook_thread_block_begin(struct g *gp)
+{
+    (void)gp;
+    /* Only a thread that holds the GIL releases it: C code may call the
+     * runtime from a thread that never touched Python. */
+    if (compat_current_tstate() != NULL)
+        thread_saved_tstate = PyEval_SaveThread();
+}
+
+static void hook_thread_block_end(struct g *gp)
+{
+    (void)gp;
+    PyThreadState *ts = thread_saved_tstate;
+    if (ts != NULL) {
+        thread_saved_tstate = NULL;
+        PyEval_RestoreThread(ts);
+    }
+}
+
+void bridge_prepare_block(void)
+{
+    if (!in_goroutine())
+        goro_thread_set_interruptible(PyThread_get_thread_ident() == main_thread_ident);
+}
+
+int bridge_handle_interrupt(void)
+{
+    return PyErr_CheckSignals() < 0 ? -1 : 0;
+}
+
+/* ---- goroutine body ---- */
+
+static void report_exception(struct pyg *p, uint64_t goid)
+{
+    PyObject *exc = compat_fetch_exception();
+    if (exc == NULL)
+        return;
+    /* Like threading: SystemExit ends the goroutine quietly. */
+    if (PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
+        Py_DECREF(exc);
+        return;
+    }
+    PyObject *handler = bridge_exception_handler;
+    if (handler != NULL) {
+        Py_INCREF(handler);
+        PyObject *r = PyObject_CallFunction(handler, "OKO", exc, (unsigned long long)goid,
+                                            p->fn ? p->fn : Py_None);
+        if (r == NULL)
+            PyErr_WriteUnraisable(handler);
+        else
+            Py_DECREF(r);
+        Py_DECREF(handler);
+    } else {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        exc = NULL;
+        PyErr_Print();
+    }
+    Py_XDECREF(exc);
+}
+
+static void py_goroutine_main(void *arg)
+{
+    struct pyg *p = arg;
+    struct g *gp = getg();
+    uint64_t goid = gp->goid;
+
+    PyThreadState *ts = pool_get();
+    if (ts == NULL) {
+        ts = compat_tstate_new(interp);
+        if (ts == NULL)
+            rt_throw("cannot create a thread state for goroutine %llu", (unsigned long long)goid);
+    }
+    p->tstate = ts;
+    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_ACQUIRE))
+        hang_forever();
+    compat_attach(ts);
+    gp->py = p;
+    compat_set_recursion_budget(ts, p->stack_size);
+
+    if (PyContext_Enter(p->context) == 0) {
+        PyObject *r = PyObject_Call(p->fn, p->args, p->kwargs);
+        if (r == NULL)
+            report_exception(p, goid);
+        else
+            Py_DECREF(r);
+        PyContext_Exit(p->context);
+    } else {
+        report_exception(p, goid);
+    }
+    Py_CLEAR(p->fn);
+    Py_CLEAR(p->args);
+    Py_CLEAR(p->kwargs);
+    Py_CLEAR(p->context);
+    Py_CLEAR(p->name);
+    compat_tstate_reset(ts);
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable(NULL);
+    gp->py = NULL;
+    free(p);
+
+    if (pool_put(ts)) {
+        compat_detach();
+    } else {
+        PyThreadState_Clear(ts);
+        PyThreadState_DeleteCurrent(); /* releases the GIL */
+    }
+}
+
+PyObject *bridge_go(PyObject *fn, PyObject *args, PyObject *kwargs)
+{
+    if (!PyCallable_Check(fn)) {
+        PyErr_Format(PyExc_TypeError, "go() needs a callable, not %.100s", Py_TYPE(fn)->tp_name);
+        return NULL;
+    }
+    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_ACQUIRE)) {
+        PyErr_SetString(PyExc_RuntimeError, "go(): the interpreter is shutting down");
+        return NULL;
+    }
+    struct pyg *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return PyErr_NoMemory();
+    p->context = PyContext_CopyCurrent();
+    if (p->context == NULL) {
+        free(p);
+        return NULL;
+    }
+    Py_INCREF(fn);
+    p->fn = fn;
+    Py_INCREF(args);
+    p->args = args;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0) {
+        Py_INCREF(kwargs);
+        p->kwargs = kwargs;
+    }
+    p->stack_size = atomic_load_explicit(&py_stack_size, memory_order_relaxed);
+    /* The label is for dumps only: the qualified name, resolved lazily by
+     * whoever prints it (a getattr per spawn would cost ~50 ns). */
+    struct g *gp = go_spawn_sized(py_goroutine_main, p, NULL, NULL, p->stack_size);
+    if (gp == NULL) {
+        Py_DECREF(p->fn);
+        Py_DECREF(p->args);
+        Py_XDECREF(p->kwargs);
+        Py_DECREF(p->context);
+        free(p);
+        PyErr_SetString(PyExc_MemoryError, "go(): cannot allocate a goroutine stack");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- shutdown and fork ---- */
+
+void bridge_shutdown(void)
+{
+    __atomic_store_n(&bridge_finalizing, 1, __ATOMIC_RELEASE);
+    goro_runtime_stop();
+}
+
+void bridge_before_fork(void)
+{
+    goro_runtime_before_fork();
+}
+
+void bridge_after_fork_parent(void)
+{
+    goro_runtime_after_fork_parent();
+}
+
+void bridge_after_fork_child(void)
+{
+    /* CPython has already deleted every thread state but the forking one:
+     * forget the pooled ones without touching them. */
+    pool.lock = (struct rtlock)RTLOCK_INIT;
+    pool.n = 0;
+    thread_saved_tstate = NULL;
+    main_thread_ident = PyThread_get_thread_ident();
+    goro_runtime_after_fork_child();
+}
+
+int bridge_goroutine_init(PyObject *module)
+{
+    (void)module;
+    interp = PyInterpreterState_Get();
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL)
+        return -1;
+    PyObject *mt = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (mt == NULL)
+        return -1;
+    PyObject *ident = PyObject_GetAttrString(mt, "ident");
+    Py_DECREF(mt);
+    if (ident == NULL)
+        return -1;
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        return -1;
+
+    const char *env = getenv("PYGORO_PY_STACK_SIZE");
+    if (env && *env) {
+        long long v = atoll(env);
+        if (v >= 64 * 1024)
+            atomic_store(&py_stack_size, (size_t)v);
+    }
+
+    rt_hooks.g_attach = hook_g_attach;
+    rt_hooks.g_detach = hook_g_detach;
+    rt_hooks.thread_block_begin = hook_thread_block_begin;
+    rt_hooks.thread_block_end = hook_thread_block_end;
+    return 0;
+}

@@ -1,0 +1,269 @@
+/* pygoro._core: the extension module. Runtime-level functions live here;
+ * goroutines in goroutine.c, channels/select in chan_type.c, timers in
+ * time_type.c, sync primitives in sync_type.c. The Python package (pygoro/)
+ * wraps these with docstrings and Go's package layout. */
+#include "bridge.h"
+#include "compat.h"
+
+#include <sched.h>
+
+static PyObject *core_go(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames)
+{
+    (void)self;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "go() missing the function to run");
+        return NULL;
+    }
+    PyObject *rest = PyTuple_New(nargs - 1);
+    if (rest == NULL)
+        return NULL;
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(rest, i - 1, args[i]);
+    }
+    PyObject *kwargs = NULL;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        kwargs = PyDict_New();
+        if (kwargs == NULL) {
+            Py_DECREF(rest);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                Py_DECREF(rest);
+                Py_DECREF(kwargs);
+                return NULL;
+            }
+        }
+    }
+    PyObject *r = bridge_go(args[0], rest, kwargs);
+    Py_DECREF(rest);
+    Py_XDECREF(kwargs);
+    return r;
+}
+
+static PyObject *core_gosched(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (in_goroutine()) {
+        go_sched();
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        sched_yield();
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_gomaxprocs(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "gomaxprocs() takes at most one argument");
+        return NULL;
+    }
+    long n = 0;
+    if (nargs == 1 && args[0] != Py_None) {
+        if (!PyLong_Check(args[0]) || PyBool_Check(args[0])) {
+            PyErr_Format(PyExc_TypeError, "gomaxprocs() needs an int or None, not %.100s",
+                         Py_TYPE(args[0])->tp_name);
+            return NULL;
+        }
+        n = PyLong_AsLong(args[0]);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+        if (n < 1 || n > 256) {
+            PyErr_Format(PyExc_ValueError, "gomaxprocs must be between 1 and 256, not %ld", n);
+            return NULL;
+        }
+    }
+    int old;
+    Py_BEGIN_ALLOW_THREADS
+    old = goro_gomaxprocs((int)n);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(old);
+}
+
+static PyObject *core_num_goroutine(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromLongLong(goro_num_goroutine());
+}
+
+static PyObject *core_num_cpu(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(goro_num_cpu());
+}
+
+static PyObject *core_goid(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    uint64_t id = goro_goid();
+    if (id == 0)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(id);
+}
+
+static PyObject *core_stack_size(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "set_stack_size() takes at most one argument");
+        return NULL;
+    }
+    size_t set = 0;
+    if (nargs == 1 && args[0] != Py_None) {
+        if (!PyLong_Check(args[0]) || PyBool_Check(args[0])) {
+            PyErr_Format(PyExc_TypeError, "stack size must be an int, not %.100s",
+                         Py_TYPE(args[0])->tp_name);
+            return NULL;
+        }
+        long long v = PyLong_AsLongLong(args[0]);
+        if (v == -1 && PyErr_Occurred())
+            return NULL;
+        if (v < 64 * 1024 || v > (1LL << 30)) {
+            PyErr_Format(PyExc_ValueError,
+                         "stack size must be between 64 KiB and 1 GiB, not %lld bytes", v);
+            return NULL;
+        }
+        set = (size_t)v;
+    }
+    return PyLong_FromSize_t(bridge_stack_size(set));
+}
+
+static PyObject *core_set_exception_handler(PyObject *self, PyObject *fn)
+{
+    (void)self;
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "exception handler must be callable or None");
+        return NULL;
+    }
+    PyObject *old = bridge_exception_handler;
+    bridge_exception_handler = fn == Py_None ? NULL : Py_NewRef(fn);
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_shutdown(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    Py_BEGIN_ALLOW_THREADS
+    bridge_shutdown();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_before_fork(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    /* No GIL release: other threads must not run Python between this and
+     * the fork, or they could take a runtime lock we are about to hold. */
+    bridge_before_fork();
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_after_fork_parent(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    bridge_after_fork_parent();
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_after_fork_child(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    bridge_after_fork_child();
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_stats(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    goro_stats_t s;
+    goro_get_stats(&s);
+    return Py_BuildValue("{s:i,s:i,s:L,s:K,s:K,s:K,s:K,s:K,s:K}", "gomaxprocs", s.gomaxprocs,
+                         "num_m", s.num_m, "num_goroutine", (long long)s.num_goroutine, "steals",
+                         (unsigned long long)s.steals, "global_gets",
+                         (unsigned long long)s.global_gets, "spawns",
+                         (unsigned long long)s.spawns, "m_parks", (unsigned long long)s.parks,
+                         "stacks_mapped", (unsigned long long)s.stacks_mapped, "stacks_guarded",
+                         (unsigned long long)s.stacks_guarded);
+}
+
+/* For tests: what a C extension does when it calls back into Python from
+ * arbitrary context - PyGILState_Ensure / Release around a call. Inside a
+ * goroutine this must find the goroutine's own thread state. */
+static PyObject *core_gilstate_call(PyObject *self, PyObject *fn)
+{
+    (void)self;
+    PyThreadState *before = compat_current_tstate();
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyThreadState *inside = PyGILState_GetThisThreadState();
+    PyObject *r = PyObject_CallNoArgs(fn);
+    PyGILState_Release(st);
+    if (r == NULL)
+        return NULL;
+    if (inside != before) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_AssertionError,
+                        "PyGILState_GetThisThreadState() is not the running thread state");
+        return NULL;
+    }
+    return r;
+}
+
+static PyMethodDef core_methods[] = {
+    {"go", (PyCFunction)(void (*)(void))core_go, METH_FASTCALL | METH_KEYWORDS,
+     "go(fn, /, *args, **kwargs): run fn(*args, **kwargs) in a new goroutine."},
+    {"gosched", core_gosched, METH_NOARGS, "Yield the processor to other goroutines."},
+    {"gomaxprocs", (PyCFunction)(void (*)(void))core_gomaxprocs, METH_FASTCALL,
+     "gomaxprocs(n=None) -> int: previous value; n sets it."},
+    {"num_goroutine", core_num_goroutine, METH_NOARGS, "Number of live goroutines."},
+    {"num_cpu", core_num_cpu, METH_NOARGS, "Number of usable CPUs."},
+    {"goid", core_goid, METH_NOARGS, "Current goroutine id, or None on a plain thread."},
+    {"stack_size", (PyCFunction)(void (*)(void))core_stack_size, METH_FASTCALL,
+     "stack_size(n=None) -> int: previous Python goroutine stack size; n sets it."},
+    {"_set_exception_handler", core_set_exception_handler, METH_O, NULL},
+    {"_shutdown", core_shutdown, METH_NOARGS, NULL},
+    {"_before_fork", core_before_fork, METH_NOARGS, NULL},
+    {"_after_fork_parent", core_after_fork_parent, METH_NOARGS, NULL},
+    {"_after_fork_child", core_after_fork_child, METH_NOARGS, NULL},
+    {"_stats", core_stats, METH_NOARGS, NULL},
+    {"_gilstate_call", core_gilstate_call, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "pygoro._core",
+    .m_doc = "pygoro's runtime: goroutines, channels, select, timers and sync in C.",
+    .m_size = -1,
+    .m_methods = core_methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL)
+        return NULL;
+#ifdef Py_GIL_DISABLED
+    PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
+#endif
+    if (bridge_goroutine_init(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    goro_runtime_start(0);
+    return m;
+}

@@ -1,0 +1,36 @@
+"""pygoro: Go's concurrency model for Python.
+
+Goroutines scheduled M:N onto worker threads by a C runtime, channels and
+select, timers, and Go's sync primitives - with no event loop and no
+monkey-patching. Every blocking call works from a goroutine and from a plain
+thread (the main thread included).
+
+    from pygoro import go, chan, select
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+from . import _core, runtime
+
+__all__ = ["go", "runtime"]
+
+__version__ = "0.1.0"
+
+go = _core.go
+
+
+def _register_lifecycle() -> None:
+    # Stop the scheduler from atexit: by the time C's Py_AtExit runs, CPython
+    # is finalizing and a worker thread must no longer touch the interpreter.
+    atexit.register(_core._shutdown)
+    os.register_at_fork(
+        before=_core._before_fork,
+        after_in_parent=_core._after_fork_parent,
+        after_in_child=_core._after_fork_child,
+    )
+
+
+_register_lifecycle()
