@@ -97,6 +97,9 @@ typedef struct goro_stats {
     uint64_t parks;       /* futex sleeps of idle Ms */
     uint64_t stacks_mapped;   /* stacks ever mmap'd */
     uint64_t stacks_guarded;  /* of which with a guard page */
+    int npidle;           /* idle Ps now */
+    int nmspinning;       /* spinning Ms now */
+    int nmidle;           /* parked Ms now */
 } goro_stats_t;
 GORO_EXTERN void goro_get_stats(goro_stats_t *out);
 /* Per-P count of goroutines that P ran which were stolen from another P. */

@@ -648,6 +648,9 @@ static void gosched_m(struct m *mp, struct g *gp)
     rtlock_lock(&sched.lock);
     globrunq_put(gp);
     rtlock_unlock(&sched.lock);
+    /* Unlike Go's goschedImpl we wake an idle P: the yielded G is runnable
+     * work, and an idle M should not leave it to this M alone. */
+    wakep();
     if (py && rt_hooks.g_detach)
         rt_hooks.g_detach(NULL);
 }
@@ -811,7 +814,11 @@ static void gfput(struct p *pp, struct g *gp)
         return;
     }
     rtlock_lock(&sched.gflock);
-    if (sched.ngfree < 4096) {
+    /* Keep up to GFREE_GLOBAL_MAX dead Gs with their stacks: releasing a
+     * stack costs an madvise (~1-2 us), which a burst of spawns would pay on
+     * every exit. The cap bounds what an idle program keeps resident after a
+     * burst (a few KiB each). */
+    if (sched.ngfree < GFREE_GLOBAL_MAX) {
         gp->schedlink = sched.gfree;
         sched.gfree = gp;
         sched.ngfree++;
@@ -1349,7 +1356,10 @@ void goro_get_stats(goro_stats_t *out)
     out->gomaxprocs = atomic_load(&sched.gomaxprocs);
     rtlock_lock(&sched.lock);
     out->num_m = sched.mcount;
+    out->nmidle = sched.nmidle;
     rtlock_unlock(&sched.lock);
+    out->npidle = atomic_load(&sched.npidle);
+    out->nmspinning = atomic_load(&sched.nmspinning);
     out->num_goroutine = atomic_load(&sched.ngoroutines);
     for (int i = 0; i < MAX_PROCS; i++) {
         out->steals += atomic_load_explicit(&allp[i].steals, memory_order_relaxed);

@@ -18,6 +18,7 @@
 #define GLOBAL_RUNQ_TICK 61
 /* Dead Gs (with their stacks) kept per P before spilling to the global list. */
 #define P_GFREE_MAX 64
+#define GFREE_GLOBAL_MAX 16384
 
 enum pstatus {
     P_IDLE = 0, /* on sched.pidle, no M */
@@ -27,7 +28,10 @@ enum pstatus {
 
 struct p {
     int id;
-    uint32_t status;     /* guarded by sched.lock when idle/dead transitions */
+    /* enum pstatus. Atomic: the owner sets P_RUNNING in acquirep without
+     * sched.lock, gomaxprocs reads it under the lock, and thieves read it
+     * with no lock at all (runq_grab). Transitions are rare: seq_cst. */
+    _Atomic uint32_t status;
     struct m *m;         /* owner while P_RUNNING */
     struct p *link;      /* sched.pidle list */
     uint32_t schedtick;  /* incremented each schedule() */

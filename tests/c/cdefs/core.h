@@ -11,6 +11,9 @@ typedef struct goro_stats {
     uint64_t parks;
     uint64_t stacks_mapped;
     uint64_t stacks_guarded;
+    int npidle;
+    int nmspinning;
+    int nmidle;
 } goro_stats_t;
 int goro_runtime_start(int gomaxprocs);
 void goro_runtime_stop(void);
@@ -28,7 +31,7 @@ int64_t goro_nanotime(void);
 
 /* helpers/core.c */
 int64_t core_spawn_join(int n, int from_goroutine);
-int64_t core_gosched_pingpong(int iters, int64_t *thread_changes);
+int64_t core_gosched_yielders(int n, int iters, int64_t *thread_changes);
 int64_t core_park_many(int n, int64_t *rss_delta_kb);
 int64_t core_steal_work(int n, int spin_iters, uint64_t *steals);
 int64_t core_gomaxprocs_churn(int n, int rounds);

@@ -179,15 +179,15 @@ static void yielder(void *arg)
     latch_done(&c->done);
 }
 
-int64_t core_gosched_pingpong(int iters, int64_t *thread_changes)
+int64_t core_gosched_yielders(int n, int iters, int64_t *thread_changes)
 {
     struct yield_ctx c;
-    latch_init(&c.done, 2);
+    latch_init(&c.done, n);
     c.iters = iters;
     atomic_store(&c.changes, 0);
     int64_t t0 = nanotime();
-    goro_go(yielder, &c);
-    goro_go(yielder, &c);
+    for (int i = 0; i < n; i++)
+        goro_go(yielder, &c);
     latch_wait(&c.done);
     *thread_changes = atomic_load(&c.changes);
     return nanotime() - t0;
