@@ -86,6 +86,14 @@ GORO_EXTERN int goro_sleep(int64_t ns);
  * when a signal arrives, having withdrawn cleanly. */
 GORO_EXTERN void goro_thread_set_interruptible(bool on);
 
+/* True if nothing in the runtime can make progress on its own: every P idle,
+ * no queued goroutine, no pending timer. A thread blocked in the runtime can
+ * then only be woken by another OS thread (Go's checkdead; the Python layer
+ * raises DeadlockError when no other Python thread is alive either).
+ * An interruptible thread's wait returns GORO_INTERRUPTED, withdrawn, when it
+ * sees this state during its wait (checked every 100 ms). */
+GORO_EXTERN bool goro_runtime_idle(void);
+
 /* Scheduler counters, for tests and benchmarks. */
 typedef struct goro_stats {
     int gomaxprocs;

@@ -80,6 +80,9 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #define NOT_CACHEABLE __attribute__((noinline, noipa))
 #endif
 
+/* How often a parked main thread checks for a deadlock. */
+#define DEAD_CHECK_NS (100 * 1000 * 1000)
+
 struct schedt sched = {
     .lock = RTLOCK_INIT,
     .gflock = RTLOCK_INIT,
@@ -967,11 +970,18 @@ static void thread_park(struct g *gp, park_unlock_fn unlockf, void *arg, enum wa
     if (rt_hooks.thread_block_begin)
         rt_hooks.thread_block_begin(gp);
     /* acquire: pairs with go_ready's release, so what the waker wrote into
-     * our sudog is visible once we see the flag. */
+     * our sudog is visible once we see the flag.
+     * An interruptible thread (Python's main thread) also wakes every
+     * DEAD_CHECK_NS to see whether the runtime has gone idle for good: then
+     * nobody but another OS thread can wake it, and the bridge decides
+     * whether that is a deadlock (Go's checkdead; see goro_runtime_idle). */
+    int64_t tick = gp->thread_interruptible ? DEAD_CHECK_NS : -1;
     while (atomic_load_explicit(&gp->thread_wake, memory_order_acquire) == 0) {
-        int r = futex_timedwait(&gp->thread_wake, 0, -1);
-        if (r == -2 && gp->thread_interruptible &&
-            atomic_load_explicit(&gp->thread_wake, memory_order_acquire) == 0) {
+        int r = futex_timedwait(&gp->thread_wake, 0, tick);
+        if (!gp->thread_interruptible ||
+            atomic_load_explicit(&gp->thread_wake, memory_order_acquire) != 0)
+            continue;
+        if (r == -2 || (r == -1 && goro_runtime_idle())) {
             gp->thread_interrupted = true;
             break;
         }
@@ -979,6 +989,18 @@ static void thread_park(struct g *gp, park_unlock_fn unlockf, void *arg, enum wa
     if (rt_hooks.thread_block_end)
         rt_hooks.thread_block_end(gp);
     atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
+}
+
+bool goro_runtime_idle(void)
+{
+    if (!atomic_load_explicit(&sched.running, memory_order_acquire))
+        return true;
+    int32_t procs = atomic_load(&sched.gomaxprocs);
+    if (atomic_load(&sched.npidle) != procs || atomic_load(&sched.nmspinning) != 0)
+        return false;
+    if (timers_next() != 0)
+        return false;
+    return !any_work_queued(procs);
 }
 
 void go_park_commit_wait(struct g *gp)
