@@ -4,21 +4,20 @@
 repository root) puts the current directory first on sys.path. There, the
 source package ./pygoro/ (no compiled pygoro._core, or a stale one built in
 place) would shadow the package that `pip install .` put in site-packages.
+pytest loads this file before it imports any test module, so:
 
-- pytest loads this file before it imports any test module, so dropping that
-  one implicit entry here makes `import pygoro` find the installed package.
-  --import-mode=importlib (pyproject.toml) keeps pytest from adding entries
-  of its own.
-- Child interpreters that tests start (`subprocess.run([sys.executable, "-c",
-  ...])` from this directory) would put it first again; PYTHONSAFEPATH=1
-  (Python 3.11+) stops them from prepending their current directory or
-  script directory. A child script that imports a module beside it must put
-  that directory on sys.path itself.
+- When a pygoro is installed outside this tree, the implicit current-directory
+  entry is dropped from sys.path, and PYTHONSAFEPATH=1 (Python 3.11+) keeps
+  child interpreters that tests start (`subprocess.run([sys.executable, "-c",
+  ...])`) from putting their current or script directory first again. A
+  child script that imports a module beside it must add that directory to
+  sys.path itself.
+- When none is (nothing installed, or an editable install pointing here), the
+  source tree stays importable: that is the in-place build being tested.
 
-Explicit entries stay: to test the source tree in place, after building the
-extension into it, say so with PYTHONPATH=. python -m pytest tests
-The report header line "pygoro under test: ..." tells which package a run
-imports.
+--import-mode=importlib (pyproject.toml) keeps pytest from adding sys.path
+entries of its own. The report header line "pygoro under test: ..." tells
+which package a run imports.
 """
 
 from __future__ import annotations
@@ -30,18 +29,28 @@ import sys
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
-def _drop_implicit_cwd() -> None:
-    # sys.path[0] is the implicit entry ('' or the current directory for
+def _installed_elsewhere() -> bool:
+    spec = importlib.util.find_spec("pygoro")
+    if spec is None or spec.origin is None:
+        return False
+    return not os.path.abspath(spec.origin).startswith(_ROOT + os.sep)
+
+
+def _prefer_installed() -> None:
+    # sys.path[0] is the implicit entry ('' or the current directory, for
     # `python -m` and `-c`) unless -P / PYTHONSAFEPATH turned it off; then the
-    # first entry is an explicit one and must stay.
-    if sys.flags.safe_path or not sys.path:
-        return
-    if os.path.abspath(sys.path[0] or os.curdir) == _ROOT:
-        del sys.path[0]
+    # first entry is an explicit one and stays.
+    implicit = None
+    if not sys.flags.safe_path and sys.path and os.path.abspath(sys.path[0] or os.curdir) == _ROOT:
+        implicit = sys.path.pop(0)
+    if _installed_elsewhere():
+        os.environ.setdefault("PYTHONSAFEPATH", "1")
+    elif implicit is not None:
+        sys.path.insert(0, implicit)
 
 
-_drop_implicit_cwd()
-os.environ.setdefault("PYTHONSAFEPATH", "1")
+if "pygoro" not in sys.modules:
+    _prefer_installed()
 
 
 def pytest_report_header(config):
@@ -50,5 +59,5 @@ def pytest_report_header(config):
         where = os.path.dirname(mod.__file__ or "?")
     else:
         spec = importlib.util.find_spec("pygoro")
-        where = os.path.dirname(spec.origin) if spec and spec.origin else "not installed"
+        where = os.path.dirname(spec.origin) if spec and spec.origin else "not importable"
     return f"pygoro under test: {where}"
