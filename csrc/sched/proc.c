@@ -317,15 +317,8 @@ static bool newm(struct p *pp, bool spinning)
      * interrupt a goroutine at an arbitrary point): block async signals so
      * the kernel delivers process signals to the main thread or to a Python
      * thread instead. Synchronous faults (SIGSEGV...) cannot be blocked. */
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV); /* a blocked fault signal kills without a handler */
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGTRAP);
-    sigdelset(&all, SIGABRT);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
+    sigset_t old;
+    signal_block_async(&old);
     int err = pthread_create(&mp->thread, &attr, mstart, mp);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
@@ -375,7 +368,7 @@ static void startm(struct p *pp, bool spinning)
 }
 
 /* A G became runnable: make sure some M will run it (see the file comment). */
-static void wakep(void)
+void wakep(void)
 {
     if (unlikely(!atomic_load_explicit(&sched.running, memory_order_acquire)))
         return;
@@ -466,7 +459,7 @@ void sched_timers_changed(int64_t when)
         return;
     }
     bool all_idle = mp == NULL && atomic_load_explicit(&sched.npidle, memory_order_relaxed) ==
-                                      atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+                                      atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
     rtlock_unlock(&sched.lock);
     /* Nobody will look at timers soon: every P is idle and no M sleeps for
      * them. Start one M; it will find nothing to run and become the timer
@@ -494,7 +487,7 @@ static struct g *steal_work(struct m *mp)
     const int steal_tries = 4;
     for (int i = 0; i < steal_tries; i++) {
         bool steal_runnext = i == steal_tries - 1;
-        uint32_t n = (uint32_t)atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+        uint32_t n = (uint32_t)atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
         uint32_t start = cheaprandn(n);
         /* Visit every P once, starting at a random one: a coprime stride would
          * randomise the order further; a random start is enough to keep two
@@ -540,7 +533,7 @@ static struct g *find_runnable(struct m *mp)
             }
             acquirep(mp, pp);
         }
-        if (unlikely(pp->id >= atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed)))
+        if (unlikely(pp->id >= atomic_load_explicit(&sched.nprocs, memory_order_relaxed)))
             return NULL; /* schedule() retires the P */
 
         run_timers_if_due();
@@ -555,7 +548,7 @@ static struct g *find_runnable(struct m *mp)
                 return gp;
         }
 
-        int32_t procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+        int32_t procs = atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
         int32_t busy = procs - atomic_load_explicit(&sched.npidle, memory_order_relaxed);
         if (mp->spinning || 2 * atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) < busy) {
             if (!mp->spinning) {
@@ -701,7 +694,7 @@ static _Noreturn void schedule(struct m *mp)
         if (unlikely(atomic_load_explicit(&sched.stopping, memory_order_relaxed)))
             pthread_exit(NULL);
         struct p *pp = mp->p;
-        if (pp == NULL || pp->id >= atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed)) {
+        if (pp == NULL || pp->id >= atomic_load_explicit(&sched.nprocs, memory_order_relaxed)) {
             /* A spinning M must give its count back before it sleeps, or
              * wakep would wait forever for a spinner that no longer exists. */
             if (mp->spinning) {
@@ -718,7 +711,9 @@ static _Noreturn void schedule(struct m *mp)
         /* Fairness: now and then take from the global queue even when the
          * local one has work, or two Gs handing work to each other locally
          * could starve it forever. */
-        if (unlikely(++pp->schedtick % GLOBAL_RUNQ_TICK == 0) &&
+        uint32_t tick = atomic_load_explicit(&pp->schedtick, memory_order_relaxed) + 1;
+        atomic_store_explicit(&pp->schedtick, tick, memory_order_relaxed);
+        if (unlikely(tick % GLOBAL_RUNQ_TICK == 0) &&
             atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0) {
             rtlock_lock(&sched.lock);
             gp = globrunq_get(pp, 1);
@@ -995,7 +990,7 @@ bool goro_runtime_idle(void)
 {
     if (!atomic_load_explicit(&sched.running, memory_order_acquire))
         return true;
-    int32_t procs = atomic_load(&sched.gomaxprocs);
+    int32_t procs = atomic_load(&sched.nprocs);
     if (atomic_load(&sched.npidle) != procs || atomic_load(&sched.nmspinning) != 0)
         return false;
     if (timers_next() != 0)
@@ -1104,7 +1099,7 @@ bool sync_runtime_can_spin(int i)
         ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (i >= 4 || ncpu <= 1)
         return false;
-    int32_t procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+    int32_t procs = atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
     if (procs <= atomic_load_explicit(&sched.npidle, memory_order_relaxed) +
                      atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) + 1)
         return false;
@@ -1185,12 +1180,15 @@ int goro_runtime_start(int gomaxprocs)
             pp->status = P_DEAD;
     }
     atomic_store(&sched.gomaxprocs, gomaxprocs);
+    atomic_store(&sched.nprocs, gomaxprocs);
+    sched.extra_procs = 0;
     rtlock_unlock(&sched.lock);
 #if !defined(GORO_ASAN) && !defined(GORO_TSAN)
     /* the sanitizers report overflows themselves */
     signal_install_overflow_handler();
 #endif
     atomic_store_explicit(&sched.running, 1, memory_order_release);
+    sysmon_start();
     pthread_mutex_unlock(&start_mu);
     return GORO_OK;
 }
@@ -1209,6 +1207,7 @@ void goro_runtime_stop(void)
         return;
     }
     atomic_store(&sched.stopping, 1);
+    sched.sysmon_started = false; /* it exits at its next check */
     /* Wake every idle M so it sees `stopping` and exits. Ms running a
      * goroutine exit the next time they schedule; goroutines that never
      * give up their M are abandoned with it, as at the end of a Go program. */
@@ -1224,6 +1223,27 @@ void goro_runtime_stop(void)
     pthread_mutex_unlock(&start_mu);
 }
 
+/* Make Ps [0, n) live: sched.lock held. Raising n puts dead Ps on the idle
+ * list; lowering it kills idle Ps at once, while running ones retire at their
+ * M's next schedule() (their queued Gs move to the global queue). */
+void procresize_locked(int32_t n)
+{
+    int32_t old = atomic_load(&sched.nprocs);
+    for (int32_t i = old; i < n; i++) {
+        struct p *pp = &allp[i];
+        if (pp->status == P_DEAD)
+            pidleput(pp);
+    }
+    for (int32_t i = n; i < old; i++) {
+        struct p *pp = &allp[i];
+        if (pp->status == P_IDLE) {
+            pidleremove(pp);
+            pp->status = P_DEAD;
+        }
+    }
+    atomic_store(&sched.nprocs, n);
+}
+
 int goro_gomaxprocs(int n)
 {
     runtime_autostart();
@@ -1235,20 +1255,10 @@ int goro_gomaxprocs(int n)
     }
     n = clamp_procs(n);
     rtlock_lock(&sched.lock);
-    for (int i = old; i < n; i++) {
-        struct p *pp = &allp[i];
-        if (pp->status == P_DEAD)
-            pidleput(pp);
-    }
-    for (int i = n; i < old; i++) {
-        struct p *pp = &allp[i];
-        if (pp->status == P_IDLE) {
-            pidleremove(pp);
-            pp->status = P_DEAD;
-        }
-        /* running ones retire themselves in schedule() */
-    }
+    if (n + sched.extra_procs > MAX_PROCS)
+        sched.extra_procs = MAX_PROCS - n;
     atomic_store(&sched.gomaxprocs, n);
+    procresize_locked(n + sched.extra_procs);
     rtlock_unlock(&sched.lock);
     pthread_mutex_unlock(&start_mu);
     if (n > old)
@@ -1314,6 +1324,9 @@ void goro_runtime_after_fork_child(void)
     atomic_store(&sched.nmspinning, 0);
     atomic_store(&sched.ngoroutines, 0);
     int32_t procs = atomic_load(&sched.gomaxprocs);
+    atomic_store(&sched.nprocs, procs);
+    sched.extra_procs = 0;
+    sched.sysmon_started = false;
     sched.pidle = NULL;
     atomic_store(&sched.npidle, 0);
     for (int i = MAX_PROCS - 1; i >= 0; i--) {
@@ -1337,6 +1350,7 @@ void goro_runtime_after_fork_child(void)
         atomic_store(&sched.ngoroutines, 1);
     }
     timers_after_fork_child();
+    sysmon_start();
 }
 
 /* ------------------------------------------------------------------------ */

@@ -18,6 +18,7 @@
  * global queue in one lock acquisition (runq_put_slow), as Go does, so a
  * burst of spawns spreads to idle Ps through the global queue.
  */
+#define _GNU_SOURCE
 #include "sched.h"
 
 static inline struct g *slot_load(struct p *pp, uint32_t i)
@@ -225,7 +226,7 @@ struct g *globrunq_get(struct p *pp, int32_t max)
     int32_t size = atomic_load_explicit(&sched.runqsize, memory_order_relaxed);
     if (size == 0)
         return NULL;
-    int32_t procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+    int32_t procs = atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
     int32_t n = size / procs + 1;
     if (n > size)
         n = size;

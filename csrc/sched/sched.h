@@ -5,6 +5,7 @@
 #define PYGORO_SCHED_H
 
 #include <pthread.h>
+#include <signal.h>
 
 #include "../runtime.h"
 
@@ -34,7 +35,9 @@ struct p {
     _Atomic uint32_t status;
     struct m *m;         /* owner while P_RUNNING */
     struct p *link;      /* sched.pidle list */
-    uint32_t schedtick;  /* incremented each schedule() */
+    /* incremented each schedule(); read by sysmon to spot a P stuck in one
+     * goroutine. Owner-only writes: a relaxed load+store, no RMW needed. */
+    _Atomic uint32_t schedtick;
 
     /* Local run queue: the owner pushes at tail and pops at head; thieves
      * CAS head forward. Slots are atomics so that a thief reading a slot the
@@ -92,6 +95,12 @@ struct schedt {
     _Atomic int32_t npidle;
     _Atomic int32_t nmspinning;
     _Atomic int32_t gomaxprocs;
+    /* Live Ps: gomaxprocs plus the extra Ps sysmon lent while some Ps are
+     * stuck in one goroutine (sysmon.c). Everything that iterates over Ps
+     * uses nprocs. extra_procs is guarded by sched.lock. */
+    _Atomic int32_t nprocs;
+    int32_t extra_procs;
+    bool sysmon_started;
 
     /* global run queue (under lock) */
     struct g *runqhead;
@@ -146,7 +155,17 @@ void stack_stats(uint64_t *mapped, uint64_t *guarded);
 size_t stack_size_of(struct g *gp);
 uintptr_t stack_guard_page(struct g *gp);
 
+/* proc.c, for sysmon.c */
+void wakep(void);
+void procresize_locked(int32_t n);
+
+/* sysmon.c */
+void sysmon_start(void);
+
 /* signal.c */
+/* Block asynchronous signals in the calling thread (before pthread_create, so
+ * runtime threads never run Python's signal handlers); faults stay open. */
+void signal_block_async(sigset_t *old);
 void signal_install_overflow_handler(void);
 void signal_m_altstack(struct m *mp);
 

@@ -98,3 +98,17 @@ void signal_m_altstack(struct m *mp)
     ss.ss_flags = 0;
     sigaltstack(&ss, NULL);
 }
+
+void signal_block_async(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    /* a blocked fault signal kills the process without running a handler */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    sigdelset(&all, SIGABRT);
+    pthread_sigmask(SIG_BLOCK, &all, old);
+}
