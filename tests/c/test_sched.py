@@ -74,8 +74,10 @@ def test_work_stealing_spreads_load(clib):
     ffi, lib = clib
     lib.goro_gomaxprocs(2)
     steals = ffi.new("uint64_t *")
-    # fewer children than the ring holds: the only way to the other P is a steal
-    lib.core_steal_work(100, 200000 // SCALE, steals)
+    # fewer children than the ring holds: the only way to the other P is a
+    # steal. ~200 ms of work, so that an M woken late on a loaded machine
+    # still finds some.
+    lib.core_steal_work(100, 2000000 // SCALE, steals)
     assert steals[0] > 0
     per_p = [lib.goro_p_steals(i) for i in range(2)]
     assert sum(per_p) > 0
