@@ -29,4 +29,6 @@ void ctx_make(struct goro_context *ctx, void *stack_lo, size_t size,
     sp[7] = (uint64_t)(uintptr_t)ctx_trampoline;
     ctx->sp = sp;
 }
+#else
+typedef int pygoro_switch_x86_64_make_unused;
 #endif
