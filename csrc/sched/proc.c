@@ -664,16 +664,8 @@ static void goexit_m(struct m *mp, struct g *gp)
 static void retire_p(struct m *mp)
 {
     struct p *pp = mp->p;
-    /* Move its queued Gs to the global queue: another P will run them. */
-    struct g *gp;
-    rtlock_lock(&sched.lock);
-    while ((gp = runq_get(pp, NULL)) != NULL)
-        globrunq_put(gp);
-    pp->status = P_DEAD;
-    pp->m = NULL;
-    mp->p = NULL;
-    rtlock_unlock(&sched.lock);
-    /* its free Gs go to the global list */
+    /* Its free Gs go to the global list first: once the P is marked dead
+     * below, procresize may hand it to another M at any moment. */
     rtlock_lock(&sched.gflock);
     while (pp->gfree) {
         struct g *g1 = pp->gfree;
@@ -684,6 +676,15 @@ static void retire_p(struct m *mp)
     }
     pp->ngfree = 0;
     rtlock_unlock(&sched.gflock);
+    /* Its queued Gs move to the global queue: another P will run them. */
+    struct g *gp;
+    rtlock_lock(&sched.lock);
+    while ((gp = runq_get(pp, NULL)) != NULL)
+        globrunq_put(gp);
+    pp->status = P_DEAD;
+    pp->m = NULL;
+    mp->p = NULL;
+    rtlock_unlock(&sched.lock);
     wakep();
 }
 

@@ -61,7 +61,11 @@ def test_gosched_migrates_between_threads(clib):
     # more goroutines than Ms: yielded goroutines queue behind each other in
     # the global queue, and whichever M is free next runs them
     assert lib.core_gosched_yielders(8, iters, changes) > 0
-    assert changes[0] > 0
+    if not SANITIZED:
+        # Under the sanitizers (5-20x slower, timing distorted) an occasional
+        # run keeps every goroutine on one M; that is a legal schedule, so
+        # there only completion is checked.
+        assert changes[0] > 0
 
 
 def test_gosched_pair_runs(clib):

@@ -8,8 +8,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
     SUDO=""; [[ $(id -u) == 0 ]] || SUDO="sudo -n"
     export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu \
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends gcc-aarch64-linux-gnu \
         libc6-dev-arm64-cross qemu-user >/dev/null
 fi
 out=$(mktemp -d)
