@@ -6,7 +6,9 @@
  * One rtlock guards everything; the parked Gs' sudogs live on their own
  * stacks and point at the element to send or the buffer to receive into.
  *
- * Invariants (with c->lock held):
+ * Invariants (with c->lock held), not counting the sudogs of selects that
+ * another case has already won, which stay queued until their G comes back
+ * to remove them and which every waker skips:
  *   - At least one of sendq and recvq is empty, except for an unbuffered
  *     channel with one G selecting on both sending and receiving on it,
  *     whose two sudogs can sit in both queues at once (a select never
