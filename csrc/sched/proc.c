@@ -66,6 +66,7 @@
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
                                      size_t *size_old);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #endif
 #ifdef GORO_TSAN
 void *__tsan_get_current_fiber(void);
@@ -920,6 +921,11 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     gp->param = NULL;
     atomic_store_explicit(&gp->select_done, 0, memory_order_relaxed);
     gp->waiting = NULL;
+#ifdef GORO_ASAN
+    /* A reused stack still carries ASAN's markings from its last goroutine's
+     * frames (goroutine_main never returns). */
+    __asan_unpoison_memory_region((void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);
+#endif
     ctx_make(&gp->ctx, (void *)gp->stack.lo, gp->stack.hi - gp->stack.lo, goroutine_main, gp);
     allg_add(gp);
     atomic_fetch_add_explicit(&sched.ngoroutines, 1, memory_order_relaxed);

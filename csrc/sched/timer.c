@@ -17,7 +17,9 @@
  * for a RUNNING timer's function to return, so after they return the
  * function is not running and, for stop, will not run: callers free timers
  * (on goroutine stacks, in select) right after stopping them. A timer
- * function must therefore never stop or reset its own timer.
+ * function must therefore never stop or reset its own timer, and a timer's
+ * owner must timer_stop it before freeing it (even after it fired: the
+ * function may have woken the owner before timers_run is done with it).
  *
  * Timer channels follow Go 1.23: capacity 1 internally, and stop/reset
  * drain it, so no value from before the call is ever received; both report
@@ -261,6 +263,9 @@ bool go_sleep(int64_t ns)
         timer_init(&t, sleep_fire, gp);
         struct sleep_arg sa = {&t, deadline};
         go_park(sleep_arm, &sa, WAIT_SLEEP);
+        /* The timer lives on this stack: timers_run may still be finishing
+         * with it after its go_ready woke us. timer_stop waits for that. */
+        timer_stop(&t);
         return true;
     }
     /* A plain thread sleeps on its own futex; the main thread wakes early on
