@@ -134,14 +134,21 @@ NOT_CACHEABLE struct m *getm(void)
     return tls_m;
 }
 
+/* Thread Gs are recycled, never freed: go_ready stores the wake flag and
+ * then calls futex_wake on it, and in between the woken thread may exit. A
+ * late wake then lands on a recycled G, where it is a spurious wakeup that
+ * every waiter tolerates, instead of on freed memory. */
+static struct rtlock thread_g_free_lock = RTLOCK_INIT;
+static struct g *thread_g_free;
+
 static void thread_g_destroy(void *arg)
 {
     struct g *gp = arg;
     if (gp) {
-#ifdef GORO_TSAN
-        /* thread Gs have no fiber of their own */
-#endif
-        free(gp);
+        rtlock_lock(&thread_g_free_lock);
+        gp->schedlink = thread_g_free;
+        thread_g_free = gp;
+        rtlock_unlock(&thread_g_free_lock);
     }
 }
 
@@ -155,9 +162,20 @@ static struct g *thread_g_get(void)
     struct g *gp = tls_thread_g;
     if (likely(gp != NULL))
         return gp;
-    gp = calloc(1, sizeof *gp);
-    if (!gp)
-        rt_throw("out of memory allocating a thread G");
+    rtlock_lock(&thread_g_free_lock);
+    gp = thread_g_free;
+    if (gp)
+        thread_g_free = gp->schedlink;
+    rtlock_unlock(&thread_g_free_lock);
+    if (gp) {
+        uint32_t wake = atomic_load(&gp->thread_wake);
+        memset(gp, 0, sizeof *gp);
+        atomic_store(&gp->thread_wake, wake);
+    } else {
+        gp = calloc(1, sizeof *gp);
+        if (!gp)
+            rt_throw("out of memory allocating a thread G");
+    }
     gp->is_thread = true;
     atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
     gp->label = "thread";
