@@ -34,6 +34,19 @@ bool rtlock_trylock(struct rtlock *l)
                                                    memory_order_relaxed);
 }
 
+/* Take the lock if it is free, leaving `wait` (1, or 2 if sleepers may
+ * remain) in the word. */
+static inline bool grab_if_free(struct rtlock *l, uint32_t wait)
+{
+    while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
+        uint32_t z = 0;
+        if (atomic_compare_exchange_weak_explicit(&l->key, &z, wait, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
 void rtlock_lock(struct rtlock *l)
 {
     uint32_t v = atomic_exchange_explicit(&l->key, 1, memory_order_acquire);
@@ -44,22 +57,14 @@ void rtlock_lock(struct rtlock *l)
     uint32_t wait = v;
     for (;;) {
         for (int i = 0; i < ACTIVE_SPIN; i++) {
-            while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
-                uint32_t z = 0;
-                if (atomic_compare_exchange_weak_explicit(&l->key, &z, wait, memory_order_acquire,
-                                                          memory_order_relaxed))
-                    return;
-            }
+            if (grab_if_free(l, wait))
+                return;
             for (int j = 0; j < ACTIVE_SPIN_CNT; j++)
                 cpu_relax();
         }
         for (int i = 0; i < PASSIVE_SPIN; i++) {
-            while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
-                uint32_t z = 0;
-                if (atomic_compare_exchange_weak_explicit(&l->key, &z, wait, memory_order_acquire,
-                                                          memory_order_relaxed))
-                    return;
-            }
+            if (grab_if_free(l, wait))
+                return;
             sched_yield();
         }
         /* Sleep, announcing a sleeper with state 2. */

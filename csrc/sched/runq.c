@@ -199,13 +199,7 @@ struct g *runq_steal(struct p *pp, struct p *victim, bool steal_runnext)
 
 void globrunq_put(struct g *gp)
 {
-    gp->schedlink = NULL;
-    if (sched.runqtail)
-        sched.runqtail->schedlink = gp;
-    else
-        sched.runqhead = gp;
-    sched.runqtail = gp;
-    atomic_fetch_add_explicit(&sched.runqsize, 1, memory_order_relaxed);
+    globrunq_put_batch(gp, gp, 1);
 }
 
 void globrunq_put_batch(struct g *head, struct g *tail, int32_t n)

@@ -138,8 +138,7 @@ def test_1m_parked_c_goroutines_under_default_map_limit(clib):
         assert sum(1 for _ in f) < max_maps
 
 
-@pytest.mark.skipif(SANITIZED, reason="the sanitizer intercepts the overflow itself")
-def test_stack_overflow_is_a_clear_fatal_error():
+def _overflow_in_subprocess(env=None):
     code = textwrap.dedent(
         f"""
         import sys
@@ -150,27 +149,16 @@ def test_stack_overflow_is_a_clear_fatal_error():
         lib.core_stack_overflow()
         """
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0
-    assert "stack overflow" in r.stderr
-    assert "overflow_main" in r.stderr
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)
 
 
 @pytest.mark.skipif(SANITIZED, reason="the sanitizer intercepts the overflow itself")
-def test_stack_overflow_of_unguarded_stack_is_caught():
-    code = textwrap.dedent(
-        f"""
-        import sys
-        sys.path.insert(0, {HERE!r})
-        import build
-        ffi, lib = build.build()
-        lib.goro_runtime_start(2)
-        lib.core_stack_overflow()
-        """
-    )
-    env = dict(os.environ, PYGORO_GUARDED_STACKS="0")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120, env=env)
+@pytest.mark.parametrize("guarded", [True, False], ids=["guard-page", "slab-canary"])
+def test_stack_overflow_is_a_clear_fatal_error(guarded):
+    # PYGORO_GUARDED_STACKS=0: every stack comes from a slab without a guard page
+    env = None if guarded else dict(os.environ, PYGORO_GUARDED_STACKS="0")
+    r = _overflow_in_subprocess(env)
     assert r.returncode != 0
     assert "stack overflow" in r.stderr
     assert "overflow_main" in r.stderr
