@@ -68,6 +68,30 @@ def test_c_rss_per_parked_goroutine(benchmark):
     print(f"\n  C RSS per parked goroutine: {per_g:.0f} bytes")
 
 
+def test_py_rss_per_parked_goroutine(benchmark):
+    n = 100_000
+    code = f"""
+        import time, pygoro
+        from pygoro import runtime
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * 4096
+        gate = pygoro.chan()
+        warm = [pygoro.go(gate.recv) for _ in range(1000)]
+        while runtime.num_goroutine() < 1000:
+            time.sleep(0.01)
+        before = rss()
+        for _ in range({n}):
+            pygoro.go(gate.recv)
+        while runtime.num_goroutine() < {n} + 1000:
+            time.sleep(0.01)
+        print((rss() - before) / {n})
+    """
+    per_g = benchmark.pedantic(lambda: _fresh_process(code), rounds=1, iterations=1)
+    benchmark.extra_info["bytes_per_goroutine"] = per_g
+    print(f"\n  Python RSS per parked goroutine: {per_g:.0f} bytes")
+
+
 # ---- Python -------------------------------------------------------------
 
 def _spawn_from_goroutine(n: int) -> float:

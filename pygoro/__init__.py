@@ -14,12 +14,33 @@ import atexit
 import os
 
 from . import _core, runtime
+from ._chan import RecvChan, SendChan
 
-__all__ = ["go", "runtime"]
+__all__ = [
+    "go",
+    "chan",
+    "select",
+    "Chan",
+    "SendChan",
+    "RecvChan",
+    "ClosedChannelError",
+    "DeadlockError",
+    "runtime",
+]
 
 __version__ = "0.1.0"
 
 go = _core.go
+Chan = _core.Chan
+ClosedChannelError = _core.ClosedChannelError
+DeadlockError = _core.DeadlockError
+select = _core.select
+
+
+def chan(cap: int = 0) -> Chan:
+    """Make a channel of Python objects: unbuffered when cap is 0 (Go's
+    make(chan T, cap)). See Chan for its methods."""
+    return Chan(cap)
 
 
 def _register_lifecycle() -> None:

@@ -34,6 +34,10 @@ void bridge_after_fork_child(void);
 void bridge_before_fork(void);
 void bridge_after_fork_parent(void);
 size_t bridge_stack_size(size_t set);
+/* chan_type.c: pygoro.Chan, select, ClosedChannelError, DeadlockError */
+int bridge_chan_init(PyObject *module);
+extern PyObject *bridge_closed_channel_error;
+extern PyObject *bridge_deadlock_error;
 /* The exception-report callback (pygoro.runtime calls _set_exception_handler). */
 extern PyObject *bridge_exception_handler;
 extern int bridge_finalizing;

@@ -1,0 +1,540 @@
+/* Channels of Python objects and select, for pygoro.chan / pygoro.select.
+ *
+ * A Chan wraps a C channel whose elements are PyObject*. A send hands the
+ * channel a strong reference, and the receiver takes that same reference
+ * over: no incref or decref ever happens under the channel's lock (which
+ * would run arbitrary Python in a destructor while holding a runtime lock).
+ * References still buffered when the Chan is freed are released after the C
+ * channel has let go of them.
+ *
+ * Every operation first tries the non-blocking path with the GIL held; only
+ * when it would block does it call the blocking C function, which parks a
+ * goroutine (the runtime's hooks detach its thread state) or puts a plain
+ * thread to sleep (the hooks release the GIL around the futex wait). The
+ * main thread's waits are interruptible: when one returns GORO_INTERRUPTED
+ * the operation has been withdrawn cleanly, and we either raise
+ * DeadlockError (the runtime is idle and no other Python thread exists that
+ * could ever complete the operation), run the signal handlers (Ctrl-C raises
+ * KeyboardInterrupt), or try again.
+ *
+ * A Case (ch.recv_case(), ch.send_case(v)) is a small immutable object that
+ * select() reads; None in place of a case disables it (Go's nil channel).
+ */
+#include "bridge.h"
+#include "../chan/chan.h"
+
+#include <math.h>
+
+PyObject *bridge_closed_channel_error;
+PyObject *bridge_deadlock_error;
+
+typedef struct {
+    PyObject_HEAD
+    goro_chan_t *c;
+    PyObject *weakreflist;
+} ChanObject;
+
+enum { CASE_RECV = GORO_SELECT_RECV, CASE_SEND = GORO_SELECT_SEND };
+
+typedef struct {
+    PyObject_HEAD
+    ChanObject *chan;
+    int dir;
+    PyObject *value; /* send cases */
+} CaseObject;
+
+static PyTypeObject Chan_Type;
+static PyTypeObject Case_Type;
+
+/* Largest buffer a chan() may ask for: one pointer per slot, allocated up
+ * front, so absurd capacities fail with a clear error instead of malloc. */
+#define CHAN_CAP_MAX ((size_t)1 << 28)
+
+/* ---- blocking support ---- */
+
+static PyObject *threading_active_count;
+static PyObject *send_view_type, *recv_view_type; /* pygoro._chan.SendChan/RecvChan */
+
+/* After an interrupted wait: -1 with an exception set, or 0 to retry. */
+static int after_interrupt(void)
+{
+    if (goro_runtime_idle() && !in_goroutine()) {
+        PyObject *n = PyObject_CallNoArgs(threading_active_count);
+        if (n == NULL)
+            return -1;
+        long count = PyLong_AsLong(n);
+        Py_DECREF(n);
+        if (count == -1 && PyErr_Occurred())
+            return -1;
+        if (count <= 1 && goro_runtime_idle()) {
+            PyErr_SetString(bridge_deadlock_error,
+                            "all goroutines are asleep - deadlock! (the main thread is blocked "
+                            "on a channel, and no goroutine, timer or other thread can wake it)");
+            return -1;
+        }
+    }
+    return bridge_handle_interrupt();
+}
+
+static void release_elem(void *elem, void *ctx)
+{
+    (void)ctx;
+    Py_XDECREF(*(PyObject **)elem);
+}
+
+/* ---- Chan ---- */
+
+static PyObject *chan_new_object(Py_ssize_t cap)
+{
+    ChanObject *self = PyObject_New(ChanObject, &Chan_Type);
+    if (self == NULL)
+        return NULL;
+    self->weakreflist = NULL;
+    self->c = goro_chan_new(sizeof(PyObject *), (size_t)cap);
+    if (self->c == NULL) {
+        self->c = NULL;
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *Chan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)type;
+    static char *kwlist[] = {"cap", NULL};
+    PyObject *capobj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:chan", kwlist, &capobj))
+        return NULL;
+    Py_ssize_t cap = 0;
+    if (capobj != NULL) {
+        if (!PyLong_Check(capobj) || PyBool_Check(capobj)) {
+            PyErr_Format(PyExc_TypeError, "chan capacity must be an int, not %.100s",
+                         Py_TYPE(capobj)->tp_name);
+            return NULL;
+        }
+        cap = PyLong_AsSsize_t(capobj);
+        if (cap == -1 && PyErr_Occurred())
+            return NULL;
+        if (cap < 0 || (size_t)cap > CHAN_CAP_MAX) {
+            PyErr_Format(PyExc_ValueError, "chan capacity must be between 0 and %zu, not %zd",
+                         CHAN_CAP_MAX, cap);
+            return NULL;
+        }
+    }
+    return chan_new_object(cap);
+}
+
+static void Chan_dealloc(ChanObject *self)
+{
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    if (self->c != NULL) {
+        /* nobody can be blocked on it: blocked callers hold a reference */
+        chan_free_elems(self->c, release_elem, NULL);
+        goro_chan_free(self->c);
+    }
+    PyObject_Free(self);
+}
+
+static PyObject *Chan_send(ChanObject *self, PyObject *v)
+{
+    Py_INCREF(v); /* the reference the receiver will own */
+    PyObject *elem = v;
+    int r = goro_chan_try_send(self->c, &elem);
+    while (r == GORO_WOULDBLOCK || r == GORO_INTERRUPTED) {
+        if (r == GORO_INTERRUPTED && after_interrupt() < 0) {
+            Py_DECREF(v);
+            return NULL;
+        }
+        bridge_prepare_block();
+        r = goro_chan_send(self->c, &elem);
+    }
+    if (r == GORO_CLOSED) {
+        Py_DECREF(v);
+        PyErr_SetString(bridge_closed_channel_error, "send on closed channel");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Receive into *out (a new reference, or NULL when closed); -1 on error. */
+static int chan_do_recv(ChanObject *self, PyObject **out, bool *ok)
+{
+    PyObject *elem = NULL;
+    int r = goro_chan_try_recv(self->c, &elem, ok);
+    while (r == GORO_WOULDBLOCK || r == GORO_INTERRUPTED) {
+        if (r == GORO_INTERRUPTED && after_interrupt() < 0)
+            return -1;
+        bridge_prepare_block();
+        r = goro_chan_recv(self->c, &elem, ok);
+    }
+    *out = *ok ? elem : NULL;
+    return 0;
+}
+
+static PyObject *Chan_recv(ChanObject *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *v;
+    bool ok;
+    if (chan_do_recv(self, &v, &ok) < 0)
+        return NULL;
+    if (v == NULL)
+        Py_RETURN_NONE;
+    return v;
+}
+
+static PyObject *Chan_recv_ok(ChanObject *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *v;
+    bool ok;
+    if (chan_do_recv(self, &v, &ok) < 0)
+        return NULL;
+    PyObject *t = Py_BuildValue("(OO)", v ? v : Py_None, ok ? Py_True : Py_False);
+    Py_XDECREF(v);
+    return t;
+}
+
+static PyObject *Chan_iternext(ChanObject *self)
+{
+    PyObject *v;
+    bool ok;
+    if (chan_do_recv(self, &v, &ok) < 0)
+        return NULL;
+    if (!ok)
+        return NULL; /* StopIteration: closed and drained */
+    return v;
+}
+
+static PyObject *Chan_close(ChanObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (goro_chan_close(self->c) == GORO_CLOSED) {
+        PyErr_SetString(bridge_closed_channel_error, "close of closed channel");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t Chan_len(ChanObject *self)
+{
+    return (Py_ssize_t)goro_chan_len(self->c);
+}
+
+static PyObject *Chan_get_cap(ChanObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSize_t(goro_chan_cap(self->c));
+}
+
+static PyObject *Chan_get_closed(ChanObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(goro_chan_closed(self->c));
+}
+
+static PyObject *make_case(ChanObject *chan, int dir, PyObject *value)
+{
+    CaseObject *c = PyObject_New(CaseObject, &Case_Type);
+    if (c == NULL)
+        return NULL;
+    c->chan = (ChanObject *)Py_NewRef(chan);
+    c->dir = dir;
+    c->value = Py_XNewRef(value);
+    return (PyObject *)c;
+}
+
+static PyObject *Chan_recv_case(ChanObject *self, PyObject *unused)
+{
+    (void)unused;
+    return make_case(self, CASE_RECV, NULL);
+}
+
+static PyObject *Chan_send_case(ChanObject *self, PyObject *v)
+{
+    return make_case(self, CASE_SEND, v);
+}
+
+static PyObject *make_view(PyObject *view_type, ChanObject *self)
+{
+    if (view_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pygoro channel views are not initialised");
+        return NULL;
+    }
+    return PyObject_CallOneArg(view_type, (PyObject *)self);
+}
+
+static PyObject *Chan_send_only(ChanObject *self, PyObject *unused)
+{
+    (void)unused;
+    return make_view(send_view_type, self);
+}
+
+static PyObject *Chan_recv_only(ChanObject *self, PyObject *unused)
+{
+    (void)unused;
+    return make_view(recv_view_type, self);
+}
+
+static PyObject *Chan_repr(ChanObject *self)
+{
+    return PyUnicode_FromFormat("<pygoro.Chan len=%zu cap=%zu%s at %p>", goro_chan_len(self->c),
+                                goro_chan_cap(self->c),
+                                goro_chan_closed(self->c) ? " closed" : "", (void *)self);
+}
+
+static PyMethodDef Chan_methods[] = {
+    {"send", (PyCFunction)Chan_send, METH_O,
+     "send(v): send v; blocks until a receiver takes it or the buffer has room.\n"
+     "Raises ClosedChannelError if the channel is closed (Go panics)."},
+    {"recv", (PyCFunction)Chan_recv, METH_NOARGS,
+     "recv() -> value: blocks until a value arrives; None once closed and drained."},
+    {"recv_ok", (PyCFunction)Chan_recv_ok, METH_NOARGS,
+     "recv_ok() -> (value, ok): ok is False once closed and drained (Go's v, ok := <-ch)."},
+    {"close", (PyCFunction)Chan_close, METH_NOARGS,
+     "close(): no more sends; receivers drain the buffer, then get (None, False).\n"
+     "Blocked senders fail with ClosedChannelError. Closing twice raises it too."},
+    {"recv_case", (PyCFunction)Chan_recv_case, METH_NOARGS, "A receive case for select()."},
+    {"send_only", (PyCFunction)Chan_send_only, METH_NOARGS,
+     "A send-only view (Go's chan<- T): receiving from it raises TypeError."},
+    {"recv_only", (PyCFunction)Chan_recv_only, METH_NOARGS,
+     "A receive-only view (Go's <-chan T): sending on or closing it raises TypeError."},
+    {"send_case", (PyCFunction)Chan_send_case, METH_O, "A send case for select()."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Chan_getset[] = {
+    {"cap", (getter)Chan_get_cap, NULL, "capacity of the buffer (0: unbuffered)", NULL},
+    {"closed", (getter)Chan_get_closed, NULL, "True once close() was called", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods Chan_as_sequence = {
+    .sq_length = (lenfunc)Chan_len,
+};
+
+static PyTypeObject Chan_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pygoro.Chan",
+    .tp_basicsize = sizeof(ChanObject),
+    .tp_dealloc = (destructor)Chan_dealloc,
+    .tp_repr = (reprfunc)Chan_repr,
+    .tp_as_sequence = &Chan_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "chan(cap=0): a Go channel of Python objects.\n\n"
+              "Unbuffered when cap is 0: a send waits for a receiver. `for v in ch` receives\n"
+              "until the channel is closed and drained. Safe to share between goroutines and\n"
+              "threads.",
+    .tp_weaklistoffset = offsetof(ChanObject, weakreflist),
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Chan_iternext,
+    .tp_methods = Chan_methods,
+    .tp_getset = Chan_getset,
+    .tp_new = Chan_new,
+};
+
+/* ---- Case ---- */
+
+static void Case_dealloc(CaseObject *self)
+{
+    Py_XDECREF(self->chan);
+    Py_XDECREF(self->value);
+    PyObject_Free(self);
+}
+
+static PyObject *Case_repr(CaseObject *self)
+{
+    return PyUnicode_FromFormat("<pygoro select case: %s %R>",
+                                self->dir == CASE_RECV ? "recv from" : "send to",
+                                (PyObject *)self->chan);
+}
+
+static PyTypeObject Case_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pygoro.Case",
+    .tp_basicsize = sizeof(CaseObject),
+    .tp_dealloc = (destructor)Case_dealloc,
+    .tp_repr = (reprfunc)Case_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A select case: made by Chan.recv_case() / Chan.send_case(v).",
+};
+
+/* ---- select ---- */
+
+#define SELECT_STACK_CASES 8
+
+static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+    (void)module;
+    int block_default = 0;
+    double timeout = -1.0;
+    if (kwnames != NULL) {
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+            PyObject *val = args[nargs + k];
+            if (PyUnicode_CompareWithASCIIString(name, "default") == 0) {
+                block_default = PyObject_IsTrue(val);
+                if (block_default < 0)
+                    return NULL;
+            } else if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0) {
+                if (val != Py_None) {
+                    timeout = PyFloat_AsDouble(val);
+                    if (timeout == -1.0 && PyErr_Occurred())
+                        return NULL;
+                    if (!(timeout >= 0.0) || isinf(timeout)) {
+                        PyErr_SetString(PyExc_ValueError,
+                                        "select timeout must be a finite number >= 0 or None");
+                        return NULL;
+                    }
+                }
+            } else {
+                PyErr_Format(PyExc_TypeError, "select() got an unexpected keyword argument %R",
+                             name);
+                return NULL;
+            }
+        }
+    }
+    if (nargs > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "select: too many cases");
+        return NULL;
+    }
+    goro_select_case stack_cases[SELECT_STACK_CASES];
+    PyObject *stack_slots[SELECT_STACK_CASES];
+    goro_select_case *cases = stack_cases;
+    PyObject **slots = stack_slots;
+    if (nargs > SELECT_STACK_CASES) {
+        cases = PyMem_Calloc((size_t)nargs, sizeof *cases);
+        slots = PyMem_Calloc((size_t)nargs, sizeof *slots);
+        if (cases == NULL || slots == NULL) {
+            PyMem_Free(cases);
+            PyMem_Free(slots);
+            return PyErr_NoMemory();
+        }
+    }
+    PyObject *result = NULL;
+    Py_ssize_t i;
+    for (i = 0; i < nargs; i++) {
+        PyObject *a = args[i];
+        slots[i] = NULL;
+        memset(&cases[i], 0, sizeof cases[i]);
+        if (a == Py_None) {
+            cases[i].c = NULL; /* disabled */
+            cases[i].dir = CASE_RECV;
+            continue;
+        }
+        if (!PyObject_TypeCheck(a, &Case_Type)) {
+            PyErr_Format(PyExc_TypeError,
+                         "select() case %zd must be ch.recv_case(), ch.send_case(v) or None, "
+                         "not %.100s",
+                         i, Py_TYPE(a)->tp_name);
+            goto done;
+        }
+        CaseObject *co = (CaseObject *)a;
+        cases[i].c = co->chan->c;
+        cases[i].dir = co->dir;
+        if (co->dir == CASE_SEND)
+            slots[i] = Py_NewRef(co->value); /* handed over if this case wins */
+        cases[i].elem = &slots[i];
+    }
+
+    int64_t timeout_ns = block_default ? 0 : GORO_FOREVER;
+    int64_t deadline = 0;
+    if (!block_default && timeout >= 0.0) {
+        timeout_ns = (int64_t)(timeout * 1e9);
+        deadline = goro_nanotime() + timeout_ns;
+    }
+    int r;
+    for (;;) {
+        /* one non-blocking pass first: no GIL release if something is ready */
+        r = goro_select(cases, (int)nargs, 0);
+        if (r != GORO_SELECT_NONE || timeout_ns == 0)
+            break;
+        if (deadline) {
+            timeout_ns = deadline - goro_nanotime();
+            if (timeout_ns <= 0)
+                break;
+        }
+        bridge_prepare_block();
+        r = goro_select(cases, (int)nargs, timeout_ns);
+        if (r != GORO_SELECT_INTERRUPTED)
+            break;
+        if (after_interrupt() < 0)
+            goto done;
+    }
+    if (r <= GORO_SELECT_CLOSED_BASE) {
+        PyErr_SetString(bridge_closed_channel_error, "send on closed channel");
+        goto done;
+    }
+    if (r == GORO_SELECT_NONE) {
+        result = Py_BuildValue("(iOO)", -1, Py_None, Py_False);
+        goto done;
+    }
+    if (cases[r].dir == CASE_SEND) {
+        slots[r] = NULL; /* the receiver owns it now */
+        result = Py_BuildValue("(iOO)", r, Py_None, Py_True);
+    } else {
+        PyObject *v = cases[r].recv_ok ? slots[r] : NULL;
+        slots[r] = NULL;
+        result = Py_BuildValue("(iOO)", r, v ? v : Py_None, cases[r].recv_ok ? Py_True : Py_False);
+        Py_XDECREF(v);
+    }
+done:
+    for (Py_ssize_t k = 0; k < i && k < nargs; k++)
+        if (cases[k].dir == CASE_SEND)
+            Py_XDECREF(slots[k]);
+    if (cases != stack_cases) {
+        PyMem_Free(cases);
+        PyMem_Free(slots);
+    }
+    return result;
+}
+
+static PyObject *core_set_view_types(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *s, *r;
+    if (!PyArg_ParseTuple(args, "OO", &s, &r))
+        return NULL;
+    Py_XSETREF(send_view_type, Py_NewRef(s));
+    Py_XSETREF(recv_view_type, Py_NewRef(r));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef chan_module_methods[] = {
+    {"_set_view_types", core_set_view_types, METH_VARARGS, NULL},
+    {"select", (PyCFunction)(void (*)(void))core_select, METH_FASTCALL | METH_KEYWORDS,
+     "select(*cases, default=False, timeout=None) -> (index, value, ok)"},
+    {NULL, NULL, 0, NULL},
+};
+
+int bridge_chan_init(PyObject *m)
+{
+    if (PyType_Ready(&Chan_Type) < 0 || PyType_Ready(&Case_Type) < 0)
+        return -1;
+    if (PyModule_AddObjectRef(m, "Chan", (PyObject *)&Chan_Type) < 0 ||
+        PyModule_AddObjectRef(m, "Case", (PyObject *)&Case_Type) < 0)
+        return -1;
+    bridge_closed_channel_error = PyErr_NewExceptionWithDoc(
+        "pygoro.ClosedChannelError",
+        "Send on a closed channel, or close of a closed channel (Go panics on both).",
+        PyExc_RuntimeError, NULL);
+    bridge_deadlock_error = PyErr_NewExceptionWithDoc(
+        "pygoro.DeadlockError",
+        "The caller would block forever: every goroutine is asleep and no timer or other "
+        "thread can wake it (Go's 'all goroutines are asleep - deadlock!').",
+        PyExc_RuntimeError, NULL);
+    if (bridge_closed_channel_error == NULL || bridge_deadlock_error == NULL)
+        return -1;
+    if (PyModule_AddObjectRef(m, "ClosedChannelError", bridge_closed_channel_error) < 0 ||
+        PyModule_AddObjectRef(m, "DeadlockError", bridge_deadlock_error) < 0)
+        return -1;
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL)
+        return -1;
+    threading_active_count = PyObject_GetAttrString(threading, "active_count");
+    Py_DECREF(threading);
+    if (threading_active_count == NULL)
+        return -1;
+    return PyModule_AddFunctions(m, chan_module_methods);
+}
