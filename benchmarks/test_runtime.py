@@ -77,12 +77,14 @@ def test_py_rss_per_parked_goroutine(benchmark):
             with open("/proc/self/statm") as f:
                 return int(f.read().split()[1]) * 4096
         gate = pygoro.chan()
-        warm = [pygoro.go(gate.recv) for _ in range(1000)]
+        def parked():          # a Python frame, as a real goroutine has
+            gate.recv()
+        warm = [pygoro.go(parked) for _ in range(1000)]
         while runtime.num_goroutine() < 1000:
             time.sleep(0.01)
         before = rss()
         for _ in range({n}):
-            pygoro.go(gate.recv)
+            pygoro.go(parked)
         while runtime.num_goroutine() < {n} + 1000:
             time.sleep(0.01)
         print((rss() - before) / {n})
