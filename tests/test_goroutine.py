@@ -70,6 +70,7 @@ def test_goid_inside_and_outside():
 
 
 def test_many_goroutines_all_run():
+    base = runtime.num_goroutine()  # other tests may leave goroutines parked
     n = 20000
     count = [0]
     lock = threading.Lock()
@@ -84,7 +85,7 @@ def test_many_goroutines_all_run():
     for _ in range(n):
         pygoro.go(f)
     assert done.wait(60)
-    wait_until(lambda: runtime.num_goroutine() == 0)
+    wait_until(lambda: runtime.num_goroutine() <= base)
 
 
 cv = contextvars.ContextVar("cv", default="unset")
