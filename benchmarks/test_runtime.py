@@ -115,14 +115,17 @@ def _spawn_from_goroutine(n: int) -> float:
     return time.perf_counter_ns() - t0
 
 
-@pytest.mark.parametrize("procs", [1, 2])
+@pytest.fixture(params=[1, 2], ids=["P1", "P2"])
+def procs(request):
+    """Run the benchmark at gomaxprocs 1 and 2."""
+    old = runtime.gomaxprocs(request.param)
+    yield request.param
+    runtime.gomaxprocs(old)
+
+
 def test_py_spawn_run_exit(per_op, procs):
-    old = runtime.gomaxprocs(procs)
-    try:
-        n = 50_000
-        per_op(lambda: _spawn_from_goroutine(n), n)
-    finally:
-        runtime.gomaxprocs(old)
+    n = 50_000
+    per_op(lambda: _spawn_from_goroutine(n), n)
 
 
 def _gosched_pair(n: int) -> float:
@@ -143,11 +146,6 @@ def _gosched_pair(n: int) -> float:
     return time.perf_counter_ns() - t0
 
 
-@pytest.mark.parametrize("procs", [1, 2])
 def test_py_gosched_round_trip(per_op, procs):
-    old = runtime.gomaxprocs(procs)
-    try:
-        n = 100_000
-        per_op(lambda: _gosched_pair(n), 2 * n)
-    finally:
-        runtime.gomaxprocs(old)
+    n = 100_000
+    per_op(lambda: _gosched_pair(n), 2 * n)

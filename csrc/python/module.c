@@ -57,28 +57,42 @@ static PyObject *core_gosched(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* The optional int argument of gomaxprocs()/stack_size(): 0 in *out when
+ * absent or None; -1 with an exception for a wrong type or a value outside
+ * [lo, hi]. */
+static int optional_int_arg(PyObject *const *args, Py_ssize_t nargs, const char *what,
+                            long long lo, long long hi, long long *out)
+{
+    *out = 0;
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most one argument", what);
+        return -1;
+    }
+    if (nargs == 0 || args[0] == Py_None)
+        return 0;
+    if (!PyLong_Check(args[0]) || PyBool_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s() needs an int or None, not %.100s", what,
+                     Py_TYPE(args[0])->tp_name);
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(args[0]);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < lo || v > hi) {
+        PyErr_Format(PyExc_ValueError, "%s() must be between %lld and %lld, not %lld", what, lo,
+                     hi, v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static PyObject *core_gomaxprocs(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "gomaxprocs() takes at most one argument");
+    long long n;
+    if (optional_int_arg(args, nargs, "gomaxprocs", 1, 256, &n) < 0)
         return NULL;
-    }
-    long n = 0;
-    if (nargs == 1 && args[0] != Py_None) {
-        if (!PyLong_Check(args[0]) || PyBool_Check(args[0])) {
-            PyErr_Format(PyExc_TypeError, "gomaxprocs() needs an int or None, not %.100s",
-                         Py_TYPE(args[0])->tp_name);
-            return NULL;
-        }
-        n = PyLong_AsLong(args[0]);
-        if (n == -1 && PyErr_Occurred())
-            return NULL;
-        if (n < 1 || n > 256) {
-            PyErr_Format(PyExc_ValueError, "gomaxprocs must be between 1 and 256, not %ld", n);
-            return NULL;
-        }
-    }
     int old;
     Py_BEGIN_ALLOW_THREADS
     old = goro_gomaxprocs((int)n);
@@ -113,28 +127,10 @@ static PyObject *core_goid(PyObject *self, PyObject *unused)
 static PyObject *core_stack_size(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "set_stack_size() takes at most one argument");
+    long long set;
+    if (optional_int_arg(args, nargs, "stack_size", 64 * 1024, 1LL << 30, &set) < 0)
         return NULL;
-    }
-    size_t set = 0;
-    if (nargs == 1 && args[0] != Py_None) {
-        if (!PyLong_Check(args[0]) || PyBool_Check(args[0])) {
-            PyErr_Format(PyExc_TypeError, "stack size must be an int, not %.100s",
-                         Py_TYPE(args[0])->tp_name);
-            return NULL;
-        }
-        long long v = PyLong_AsLongLong(args[0]);
-        if (v == -1 && PyErr_Occurred())
-            return NULL;
-        if (v < 64 * 1024 || v > (1LL << 30)) {
-            PyErr_Format(PyExc_ValueError,
-                         "stack size must be between 64 KiB and 1 GiB, not %lld bytes", v);
-            return NULL;
-        }
-        set = (size_t)v;
-    }
-    return PyLong_FromSize_t(bridge_stack_size(set));
+    return PyLong_FromSize_t(bridge_stack_size((size_t)set));
 }
 
 static PyObject *core_set_exception_handler(PyObject *self, PyObject *fn)
