@@ -677,6 +677,12 @@ static void goexit_m(struct m *mp, struct g *gp)
     atomic_fetch_sub_explicit(&sched.ngoroutines, 1, memory_order_relaxed);
     gp->py = NULL;
     gp->label = NULL;
+#ifdef GORO_TSAN
+    if (gp->tsan_fiber) {
+        __tsan_destroy_fiber(gp->tsan_fiber);
+        gp->tsan_fiber = NULL;
+    }
+#endif
     gfput(mp->p, gp);
 }
 
@@ -921,10 +927,11 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
         gp = stack_alloc_g(stack_size);
         if (gp == NULL)
             return NULL;
+    }
 #ifdef GORO_TSAN
+    if (gp->tsan_fiber == NULL)
         gp->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    }
     gp->goid = atomic_fetch_add_explicit(&sched.goidgen, 1, memory_order_relaxed) + 1;
     gp->entry = fn;
     gp->arg = arg;

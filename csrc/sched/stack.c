@@ -217,10 +217,19 @@ struct g *stack_alloc_g(size_t size)
     return g_at_top(lo, size, false);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#endif
+
 void stack_free_g(struct g *gp)
 {
     uintptr_t lo = gp->stack.lo;
     size_t size = gp->stack_size;
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASAN's markings of the dead goroutine's frames must not outlive the
+     * stack: an unmapped range can come back to anyone. */
+    __asan_unpoison_memory_region((void *)lo, gp->stack.hi - lo);
+#endif
     if (gp->stack_guarded) {
         atomic_fetch_sub_explicit(&stk.guarded, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&stk.mapped, 1, memory_order_relaxed);

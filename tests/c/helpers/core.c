@@ -46,11 +46,12 @@ static void latch_wait(struct latch *l)
 
 static void latch_done(struct latch *l)
 {
-    if (atomic_fetch_sub(&l->count, 1) != 1)
-        return;
     rtlock_lock(&l->lock);
-    struct g *w = l->waiter;
-    l->waiter = NULL;
+    struct g *w = NULL;
+    if (atomic_fetch_sub(&l->count, 1) == 1) {
+        w = l->waiter;
+        l->waiter = NULL;
+    }
     rtlock_unlock(&l->lock);
     if (w)
         go_ready(w);
@@ -88,7 +89,8 @@ static void spawn_child(void *arg)
 static void spawn_parent(void *arg)
 {
     struct spawn_ctx *c = arg;
-    for (int i = 0; i < c->n; i++)
+    int n = c->n; /* c dies once the last child is done */
+    for (int i = 0; i < n; i++)
         if (goro_go(spawn_child, c) != GORO_OK)
             abort();
 }
