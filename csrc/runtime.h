@@ -278,11 +278,13 @@ struct rt_hooks {
 extern struct rt_hooks rt_hooks;
 
 /* ------------------------------------------------------------------------ */
-/* Timers: sched/timer.c                                                      */
+/* Timers: sched/timer.c (heap), sched/sleep.c, sched/time_public.c         */
 
-/* A runtime timer. At `when` (nanotime), f(arg, seq) runs on some M's g0 or
- * on sysmon: it must not block and must not call Python; typically it readies
- * a G or does a non-blocking channel send. period > 0 makes it repeat. */
+/* A runtime timer. At `when` (nanotime), f(arg, seq, delay) runs on some M's
+ * g0 or on sysmon with no runtime lock held; delay is how late it runs, seq
+ * the number timer_reset gave this arming. f must not block, must not call
+ * Python, and must not stop or reset its own timer; typically it readies a
+ * G or does a non-blocking channel send. period > 0 makes it repeat. */
 struct timer {
     int64_t when;
     int64_t period;
@@ -297,7 +299,9 @@ void timer_init(struct timer *t, void (*f)(void *, uintptr_t, int64_t), void *ar
  * Returns true if it was pending before. */
 bool timer_reset(struct timer *t, int64_t when, int64_t period);
 /* Stop t. Returns true if it was pending (so it will not fire). After it
- * returns, t's function is not running and will not run until reset. */
+ * returns, t's function is not running and will not run until reset.
+ * Both wait for a running f to return: never call them on a timer that may
+ * be running while holding a lock its f takes. */
 bool timer_stop(struct timer *t);
 /* Run due timers; returns the time of the next pending timer, or 0 if none. */
 int64_t timers_run(int64_t now);

@@ -155,20 +155,24 @@ GORO_EXTERN int goro_select(goro_select_case *cases, int ncases, int64_t timeout
 
 /* ---- timers ------------------------------------------------------------ */
 
-/* A Timer (period 0) or Ticker (period > 0). Its channel delivers the
- * nanotime (CLOCK_MONOTONIC ns, int64) at which it fired. Go 1.23 semantics:
- * after stop or reset returns, no value from before is received. */
+/* A Timer (period 0) or Ticker (period > 0; NULL if negative): fires after
+ * ns, then every period_ns. Its channel (capacity 1) delivers the nanotime
+ * (CLOCK_MONOTONIC ns, int64) at which it fired; a Ticker whose receiver is
+ * behind drops ticks. Go 1.23 semantics: after stop or reset returns, no
+ * value from before is received. Stop, reset and free may be called from
+ * any goroutine or thread, concurrently. */
 typedef struct goro_timer goro_timer_t;
 GORO_EXTERN goro_timer_t *goro_timer_new(int64_t ns, int64_t period_ns);
 /* Timer whose expiry runs fn(arg) in a new goroutine instead of sending. */
 GORO_EXTERN goro_timer_t *goro_after_func(int64_t ns, goro_fn fn, void *arg);
 GORO_EXTERN goro_chan_t *goro_timer_chan(goro_timer_t *t); /* NULL for after_func */
-/* true if the call stopped a pending timer */
+/* true if the call stopped a pending timer (for a Timer, a value that fired
+ * but was never received counts as pending: it is discarded) */
 GORO_EXTERN bool goro_timer_stop(goro_timer_t *t);
-/* Restart with a new duration (and period for tickers; 0 keeps a Timer a
- * Timer). true if it had been pending. */
+/* Restart to fire after ns, then every period_ns (0: once; ignored for
+ * after_func). true if it had been pending, as for stop. */
 GORO_EXTERN bool goro_timer_reset(goro_timer_t *t, int64_t ns, int64_t period_ns);
-/* Stop and free. */
+/* Stop and free, with the channel: nobody may still be using either. */
 GORO_EXTERN void goro_timer_free(goro_timer_t *t);
 /* CLOCK_MONOTONIC in ns. */
 GORO_EXTERN int64_t goro_nanotime(void);
