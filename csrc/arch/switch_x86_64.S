@@ -5,6 +5,12 @@
  *   [sp+8]  r15  [sp+16] r14  [sp+24] r13  [sp+32] r12  [sp+40] rbx  [sp+48] rbp
  *   [sp+56] return address
  * ctx_make (switch_x86_64_make.c) builds the same frame by hand for a new stack.
+ *
+ * CFI: both stacks hold a frame of the same shape, so one description (CFA =
+ * rsp + 64 once the frame is built, each register in its slot) is right on
+ * either side of the rsp swap. A debugger or profiler stopping inside
+ * ctx_switch sees the suspending context's caller before the swap and the
+ * resuming context's caller after it.
  */
 #if defined(__x86_64__) && !defined(PYGORO_CONTEXT_UCONTEXT)
     .text
@@ -15,12 +21,25 @@
 ctx_switch:                     /* rdi = from, rsi = to */
     .cfi_startproc
     pushq   %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset rbp, 0
     pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset rbx, 0
     pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset r12, 0
     pushq   %r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset r13, 0
     pushq   %r14
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset r14, 0
     pushq   %r15
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset r15, 0
     subq    $8, %rsp
+    .cfi_adjust_cfa_offset 8
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
     movq    %rsp, (%rdi)
@@ -28,25 +47,42 @@ ctx_switch:                     /* rdi = from, rsi = to */
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
     addq    $8, %rsp
+    .cfi_adjust_cfa_offset -8
     popq    %r15
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore r15
     popq    %r14
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore r14
     popq    %r13
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore r13
     popq    %r12
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore r12
     popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore rbx
     popq    %rbp
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore rbp
     ret
     .cfi_endproc
     .size   ctx_switch, .-ctx_switch
 
 /* First code run on a fresh stack: ctx_make leaves entry in r12 and its
- * argument in r13. rsp is 16-byte aligned here, as a call requires. */
+ * argument in r13. rsp is 16-byte aligned here, as a call requires.
+ * The FDE starts one byte before ctx_trampoline: ctx_make plants
+ * ctx_trampoline as a return address, and unwinders look up return address
+ * minus one to find the frame description, so that byte must be covered. */
+    .p2align 4
+    .cfi_startproc
+    .cfi_undefined rip          /* end of the unwinder's walk */
+    nop
     .globl  ctx_trampoline
     .hidden ctx_trampoline
     .type   ctx_trampoline, @function
-    .p2align 4
 ctx_trampoline:
-    .cfi_startproc
-    .cfi_undefined rip          /* end of the unwinder's walk */
     xorl    %ebp, %ebp
     movq    %r13, %rdi
     callq   *%r12
