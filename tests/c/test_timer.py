@@ -174,3 +174,8 @@ def test_concurrent_stop_reset_no_stale(clib):
     stale = lib.timer_stress(3, 3000 if SANITIZED else 20000, received)
     assert stale == 0
     assert received[0] > 0  # fires did happen and were received
+
+
+@pytest.mark.skipif(SANITIZED, reason="fork of a threaded process under a sanitizer runtime")
+def test_fork_child_starts_without_timers(clib):
+    assert clib[1].timer_fork_child() == 0

@@ -34,3 +34,4 @@ int timer_many_pending(int n, int64_t idle_ns, int64_t *out);
 int64_t timer_bench_add_stop(int pending, int iters, int workers, int early);
 int64_t timer_fires_while_idle(int64_t ns);
 int64_t timer_stress(int workers, int iters, int64_t *received);
+int timer_fork_child(void);

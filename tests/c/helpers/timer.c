@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -49,6 +50,18 @@ static bool try_recv_value(goro_timer_t *t)
     int64_t v;
     bool ok;
     return goro_chan_try_recv(goro_timer_chan(t), &v, &ok) == GORO_OK && ok;
+}
+
+/* Poll until t delivers a value; false if none within timeout_ns. */
+static bool recv_within(goro_timer_t *t, int64_t timeout_ns)
+{
+    int64_t end = nanotime() + timeout_ns;
+    while (!try_recv_value(t)) {
+        if (nanotime() > end)
+            return false;
+        usleep(200);
+    }
+    return true;
 }
 
 /* ---- sleep ---- */
@@ -700,4 +713,66 @@ int64_t timer_stress(int workers, int iters, int64_t *received)
     goro_timer_free(c.shared);
     *received = atomic_load(&c.received);
     return ok ? atomic_load(&c.stale) : -1;
+}
+
+/* ---- fork ---- */
+
+static void fork_sleeper(void *arg)
+{
+    goro_sleep(*(int64_t *)arg);
+}
+
+/* Fork while timers are pending (a Timer an hour out, a goroutine's sleep,
+ * a 1 ms Ticker) and one is running (its function spins for 100 ms). In the
+ * child: no timer survives, the heap is consistent, stopping the inherited
+ * timers is a harmless false (not a wait for a runner that did not survive
+ * the fork), and new timers and sleeps work. Returns the child's failure
+ * bits, or -1 if it did not exit (a 10 s alarm kills a hung child). */
+int timer_fork_child(void)
+{
+    static int64_t nap = 200 * MS;
+    goro_timer_t *hour = goro_timer_new(3600 * 1000 * MS, 0);
+    goro_timer_t *tick = goro_timer_new(1 * MS, 1 * MS);
+    goro_go(fork_sleeper, &nap);
+    struct slow_ctx slow_c = {.spin_ns = 100 * MS};
+    struct timer slow;
+    timer_init(&slow, slow_fire, &slow_c);
+    timer_reset(&slow, nanotime(), 0);
+    wait_for(&slow_c.started, 1, 10000 * MS);
+    goro_runtime_before_fork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        goro_runtime_after_fork_child();
+        int fails = 0;
+        if (timer_stop(&slow) || atomic_load(&slow_c.finished) != 0)
+            fails |= 32; /* (it was mid-run in the parent's other thread) */
+        int64_t len, cap;
+        timers_heap_stats(&len, &cap);
+        if (len != 0 || !timers_heap_verify())
+            fails |= 1;
+        if (goro_timer_stop(hour))
+            fails |= 2;
+        goro_timer_stop(tick);
+        if (count_values(tick, 10 * MS) != 0)
+            fails |= 4;
+        goro_timer_t *t = goro_timer_new(5 * MS, 0);
+        if (!recv_within(t, 2000 * MS))
+            fails |= 8;
+        struct sleep_ctx c = {.ns = 5 * MS};
+        goro_go(sleeper, &c);
+        if (!wait_for(&c.done, 1, 2000 * MS))
+            fails |= 16;
+        _exit(fails);
+    }
+    goro_runtime_after_fork_parent();
+    timer_stop(&slow);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        status = -1;
+    else
+        status = WEXITSTATUS(status);
+    goro_timer_free(tick);
+    goro_timer_free(hour);
+    return status;
 }
