@@ -147,10 +147,14 @@ ctx_trampoline:
     .cfi_endproc
     .size   ctx_trampoline, .-ctx_trampoline
 
-#if defined(__ARM_FEATURE_BTI_DEFAULT)
+#endif
+
+#if defined(__aarch64__) && defined(__ARM_FEATURE_BTI_DEFAULT)
 /* Tell the linker this object is BTI-compatible (GNU property note), or it
- * drops the BTI marking of the whole output. Not PAC: ctx_switch does not
- * sign its return address. */
+ * drops the BTI marking of the whole output. Outside the guard above: every
+ * .S is assembled for every target, and one object without the note, even
+ * an empty one (the ucontext build), unmarks the output. Not PAC: ctx_switch
+ * does not sign its return address. */
     .pushsection .note.gnu.property, "a"
     .balign 8
     .long   4                           /* name size */
@@ -162,7 +166,6 @@ ctx_trampoline:
     .long   1                           /* GNU_PROPERTY_AARCH64_FEATURE_1_BTI */
     .long   0
     .popsection
-#endif
 #endif
 
     .section .note.GNU-stack,"",%progbits
