@@ -91,4 +91,15 @@ ctx_trampoline:
     .size   ctx_trampoline, .-ctx_trampoline
 #endif
 
+#if defined(__aarch64__) && defined(__ARM_FEATURE_BTI_DEFAULT)
+/* This file is assembled (empty) on aarch64 too, and an object without the
+ * BTI property note drops BTI from the whole output: see switch_aarch64.S. */
+    .pushsection .note.gnu.property, "a"
+    .balign 8
+    .long   4, 16, 5                    /* name size, desc size, NT_GNU_PROPERTY_TYPE_0 */
+    .asciz  "GNU"
+    .long   0xc0000000, 4, 1, 0         /* AARCH64_FEATURE_1_AND: BTI */
+    .popsection
+#endif
+
     .section .note.GNU-stack,"",@progbits
