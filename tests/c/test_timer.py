@@ -179,3 +179,18 @@ def test_concurrent_stop_reset_no_stale(clib):
 @pytest.mark.skipif(SANITIZED, reason="fork of a threaded process under a sanitizer runtime")
 def test_fork_child_starts_without_timers(clib):
     assert clib[1].timer_fork_child() == 0
+
+
+def test_timer_fires_beside_a_hogging_goroutine(clib):
+    """One P runs a goroutine that never yields, the other P's M sleeps with
+    no timeout; a plain thread arms a timer. It fires, late by however long
+    it takes a busy M or sysmon to notice (printed; ~2 ms at the time of
+    writing: sched_timers_changed only starts an M when every P is idle)."""
+    ffi, lib = clib
+    old = lib.goro_gomaxprocs(2)
+    try:
+        late = lib.timer_fires_beside_hog(10 * MS, 200 * MS)
+    finally:
+        lib.goro_gomaxprocs(old)
+    print(f"\ntimer beside a hogging goroutine: {late / 1e6:.2f} ms late")
+    assert 0 <= late < 100 * MS * SLOW

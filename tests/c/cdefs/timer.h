@@ -35,3 +35,4 @@ int64_t timer_bench_add_stop(int pending, int iters, int workers, int early);
 int64_t timer_fires_while_idle(int64_t ns);
 int64_t timer_stress(int workers, int iters, int64_t *received);
 int timer_fork_child(void);
+int64_t timer_fires_beside_hog(int64_t ns, int64_t hog_ns);

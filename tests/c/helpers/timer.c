@@ -776,3 +776,34 @@ int timer_fork_child(void)
     goro_timer_free(hour);
     return status;
 }
+
+/* ---- a timer while a goroutine hogs a P ---- */
+
+static void hog(void *arg)
+{
+    struct slow_ctx *c = arg;
+    atomic_store(&c->started, 1);
+    int64_t end = nanotime() + c->spin_ns;
+    while (nanotime() < end)
+        ;
+    atomic_store(&c->finished, 1);
+}
+
+/* One goroutine spins (never yields) for hog_ns while the other Ps are
+ * idle; once every idle M has gone to sleep, a plain thread arms an
+ * AfterFunc due in ns. Returns its lateness (ns), or -1. */
+int64_t timer_fires_beside_hog(int64_t ns, int64_t hog_ns)
+{
+    struct slow_ctx h = {.spin_ns = hog_ns};
+    struct after_ctx a = {0};
+    goro_go(hog, &h);
+    wait_for(&h.started, 1, 5000 * MS);
+    usleep(30000); /* the other Ms park (no timer pending: without timeout) */
+    int64_t due = nanotime() + ns;
+    goro_timer_t *t = goro_after_func(ns, after_fn, &a);
+    bool ok = wait_for(&a.runs, 1, 10000 * MS);
+    int64_t late = nanotime() - due;
+    goro_timer_free(t);
+    wait_for(&h.finished, 1, 10000 * MS);
+    return ok ? late : -1;
+}
