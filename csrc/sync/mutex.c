@@ -1,0 +1,210 @@
+/* Mutex (Go's sync.Mutex, internal/sync/mutex.go).
+ *
+ * State. One 32-bit word:
+ *
+ *     bit 0  MUTEX_LOCKED    somebody holds the lock
+ *     bit 1  MUTEX_WOKEN     a waiter has been woken (or is spinning) and is
+ *                            about to compete: Unlock need not wake another
+ *     bit 2  MUTEX_STARVING  starvation mode, below
+ *     3..31  waiters         Gs counted as blocked (queued on m->sema, or on
+ *                            their way there)
+ *
+ * plus m->sema, the runtime semaphore (sema.c) the waiters park on.
+ * Zero is an unlocked Mutex with no waiters. Lock's fast path is one CAS
+ * 0 -> LOCKED; Unlock's is one CAS LOCKED -> 0.
+ *
+ * Normal mode. Waiters queue FIFO, but a woken waiter does not own the
+ * lock: it competes for it with the goroutines arriving right now, which
+ * have the advantage of already running on a CPU (and there may be many).
+ * A woken waiter that loses goes back to the front of the queue (lifo).
+ * Arrivals may also spin a little (sync_runtime_can_spin: only on a
+ * multi-core machine with other Ps busy and nothing queued locally), since
+ * the holder will likely unlock within a few hundred nanoseconds. Barging
+ * like this gives much better throughput: a lock handed from CPU to CPU
+ * through the scheduler costs microseconds, a lock re-taken by the running
+ * goroutine costs nanoseconds.
+ *
+ * Starvation mode. A waiter that fails to get the lock for more than
+ * MUTEX_STARVATION_NS (1 ms) sets STARVING on its next attempt. Then Unlock
+ * hands the lock straight to the waiter at the head of the queue
+ * (semrelease with handoff): LOCKED stays clear and the woken waiter sets
+ * it itself, and arrivals neither take the lock nor spin: they queue at the
+ * tail. The waiter that gets the lock leaves starvation mode when it is the
+ * last waiter or it waited less than 1 ms: at that point the queue is
+ * short enough for normal mode again. Starvation mode bounds tail latency;
+ * normal mode is far faster, so it is the default.
+ *
+ * Misuse. Unlock of an unlocked Mutex returns GORO_EMISUSE and leaves the
+ * word alone: it is cleared with a CAS loop that checks LOCKED, instead of
+ * Go's blind atomic add, which would corrupt the state before the check
+ * (Go can afford that: it throws). Note that in starvation mode, between an
+ * Unlock's handoff and the new owner setting LOCKED, the Mutex is owned
+ * with LOCKED clear; a stray second Unlock in that window gets
+ * GORO_EMISUSE too, which is right: its caller does not hold the lock.
+ *
+ * Memory order. Taking the lock is a CAS (or, for the starvation handoff,
+ * the add that sets LOCKED) with acquire; releasing it is a CAS with
+ * release. The handoff's happens-before edge goes Unlock's release CAS ->
+ * semrelease -> go_ready (release) -> the woken waiter (acquire), in
+ * addition to the state word.
+ */
+#include "sema.h"
+
+#define MUTEX_WAITER ((int32_t)1 << MUTEX_WAITER_SHIFT)
+
+static inline int32_t waiters_of(int32_t s)
+{
+    return (int32_t)((uint32_t)s >> MUTEX_WAITER_SHIFT);
+}
+
+static inline bool cas_state(goro_mutex_t *m, int32_t *old, int32_t new, memory_order success)
+{
+    return atomic_compare_exchange_weak_explicit(&m->state, old, new, success,
+                                                 memory_order_relaxed);
+}
+
+static void mutex_lock_slow(goro_mutex_t *m, enum wait_reason reason)
+{
+    int64_t wait_start = 0;
+    bool starving = false;
+    bool awoke = false;
+    int iter = 0;
+    int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
+    for (;;) {
+        /* Spin while the lock is held in normal mode and spinning can pay.
+         * In starvation mode the lock goes to the queue's head: spinning
+         * could not get it. */
+        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == MUTEX_LOCKED && sync_runtime_can_spin(iter)) {
+            /* Set WOKEN so Unlock wakes nobody else while we are about to
+             * take the lock anyway. */
+            if (!awoke && (old & MUTEX_WOKEN) == 0 && waiters_of(old) != 0 &&
+                cas_state(m, &old, old | MUTEX_WOKEN, memory_order_relaxed))
+                awoke = true;
+            sync_runtime_do_spin();
+            iter++;
+            old = atomic_load_explicit(&m->state, memory_order_relaxed);
+            continue;
+        }
+        int32_t new = old;
+        /* Take the lock only in normal mode; starving arrivals queue. */
+        if ((old & MUTEX_STARVING) == 0)
+            new |= MUTEX_LOCKED;
+        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) != 0)
+            new += MUTEX_WAITER;
+        /* Switch to starvation mode, unless the lock was just released
+         * (then we take it below, and Unlock expects waiters when it sees
+         * STARVING). */
+        if (starving && (old & MUTEX_LOCKED) != 0)
+            new |= MUTEX_STARVING;
+        if (awoke) {
+            /* We were woken (or claimed WOKEN while spinning): whatever
+             * happens next, clear it so Unlock can wake again. */
+            if ((new & MUTEX_WOKEN) == 0)
+                rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
+            new &= ~MUTEX_WOKEN;
+        }
+        if (!cas_state(m, &old, new, memory_order_acquire))
+            continue; /* old reloaded by the CAS */
+        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
+            return; /* locked it with the CAS */
+
+        /* Queued (counted as a waiter). A waiter that was woken and lost
+         * goes back to the front. */
+        bool lifo = wait_start != 0;
+        if (wait_start == 0)
+            wait_start = nanotime();
+        semacquire1(&m->sema, lifo, reason);
+        starving = starving || nanotime() - wait_start > MUTEX_STARVATION_NS;
+        old = atomic_load_explicit(&m->state, memory_order_relaxed);
+        if ((old & MUTEX_STARVING) != 0) {
+            /* Starvation mode: Unlock handed the lock to us. The state is
+             * LOCKED clear, WOKEN clear, and we are still counted as a
+             * waiter. Fix all three in one add. */
+            if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) != 0 || waiters_of(old) == 0)
+                rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
+            int32_t delta = MUTEX_LOCKED - MUTEX_WAITER;
+            /* Leave starvation mode if we did not starve or nobody is left
+             * behind us; do it now, or two goroutines alternating on the
+             * lock could keep it in starvation mode (slow) forever. */
+            if (!starving || waiters_of(old) == 1)
+                delta -= MUTEX_STARVING;
+            atomic_fetch_add_explicit(&m->state, delta, memory_order_acquire);
+            return;
+        }
+        awoke = true;
+        iter = 0;
+    }
+}
+
+void mutex_lock(goro_mutex_t *m, enum wait_reason reason)
+{
+    int32_t unlocked = 0;
+    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &unlocked, MUTEX_LOCKED,
+                                                       memory_order_acquire, memory_order_relaxed)))
+        return;
+    mutex_lock_slow(m, reason);
+}
+
+void goro_mutex_lock(goro_mutex_t *m)
+{
+    mutex_lock(m, WAIT_MUTEX);
+}
+
+bool goro_mutex_trylock(goro_mutex_t *m)
+{
+    int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
+    if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) != 0)
+        return false;
+    /* Strong: a spurious failure would report a free lock as taken. There
+     * may be waiters (and WOKEN); taking the lock over them is the
+     * barging normal mode allows. */
+    return atomic_compare_exchange_strong_explicit(&m->state, &old, old | MUTEX_LOCKED,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
+static void mutex_unlock_slow(goro_mutex_t *m, int32_t new)
+{
+    if ((new & MUTEX_STARVING) != 0) {
+        /* Starvation mode: hand the lock to the first waiter and yield our
+         * time slice to it. LOCKED stays clear; the waiter sets it. New
+         * arrivals see STARVING and queue, so nobody takes the lock in
+         * between. */
+        semrelease1(&m->sema, true);
+        return;
+    }
+    int32_t old = new;
+    for (;;) {
+        /* Nothing to do if there are no waiters, or one is already woken,
+         * or the lock was taken again (by a barger, who will wake a waiter
+         * when it unlocks), or starvation began (the next unlock hands
+         * off). */
+        if (waiters_of(old) == 0 || (old & (MUTEX_LOCKED | MUTEX_WOKEN | MUTEX_STARVING)) != 0)
+            return;
+        /* Take one waiter off the count and mark it woken, then wake it. */
+        new = (old - MUTEX_WAITER) | MUTEX_WOKEN;
+        if (cas_state(m, &old, new, memory_order_relaxed)) {
+            semrelease1(&m->sema, false);
+            return;
+        }
+    }
+}
+
+int goro_mutex_unlock(goro_mutex_t *m)
+{
+    int32_t old = MUTEX_LOCKED;
+    /* Fast path: locked, nobody waiting. On failure the CAS loads the real
+     * state into old and the loop below takes over. */
+    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &old, 0, memory_order_release,
+                                                       memory_order_relaxed)))
+        return GORO_OK;
+    for (;;) {
+        if ((old & MUTEX_LOCKED) == 0)
+            return GORO_EMISUSE; /* not locked: leave the state as it is */
+        if (cas_state(m, &old, old - MUTEX_LOCKED, memory_order_release))
+            break;
+    }
+    int32_t new = old - MUTEX_LOCKED;
+    if (new != 0)
+        mutex_unlock_slow(m, new);
+    return GORO_OK;
+}

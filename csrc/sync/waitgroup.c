@@ -1,0 +1,96 @@
+/* WaitGroup (Go's sync/waitgroup.go): wait for a collection of goroutines
+ * to finish.
+ *
+ * State. One 64-bit word: the counter in the high 32 bits (never negative)
+ * and the number of parked waiters in the low 32; plus wg->sema, where the
+ * waiters park.
+ *
+ * Invariant: waiters > 0 only while counter > 0. Wait counts itself in only
+ * with a CAS that sees counter > 0, and the Add that brings the counter to
+ * zero resets the waiters to zero in the same CAS, then releases each of
+ * them once. (Go takes two steps, an add that makes the counter zero and a
+ * store that clears the waiters, and has to police Adds that fall between;
+ * one CAS leaves no such window.)
+ *
+ * Misuse, reported as GORO_EMISUSE with the state left as it was:
+ *   - Add making the counter negative (Done once too often). Checked in
+ *     the CAS loop before anything is written, where Go's blind add would
+ *     already have broken the counter.
+ *   - Reuse before Wait returned: an Add for a new round (counter 0 -> n)
+ *     that comes before every waiter of the last round has returned. A
+ *     woken waiter finds the word non-zero and returns GORO_EMISUSE (Go
+ *     panics there). Such an Add can also let a waiter of the new round
+ *     take a wakeup meant for the old one; it too wakes to a non-zero
+ *     counter and reports the misuse. What the program meant is unknowable,
+ *     so, like Go, we detect rather than repair.
+ * Add racing Wait (a positive Add from counter zero concurrent with a Wait)
+ * is the same mistake seen from the other side; whichever of the two
+ * checks above it trips is the one reported.
+ *
+ * Memory order. Add's CAS is acq_rel: release so that a goroutine's work
+ * before Done happens-before Wait's return; acquire so that the Add that
+ * hits zero carries every earlier Done's release on to the waiters it
+ * wakes (through sema's go_ready). Wait's load is acquire: a Wait that finds
+ * the counter zero reads the value the last Done wrote, and every RMW on
+ * the word belongs to the release sequences of the Dones before it.
+ */
+#include "sema.h"
+
+static inline int32_t counter_of(uint64_t s)
+{
+    return (int32_t)(uint32_t)(s >> 32);
+}
+
+int goro_waitgroup_add(goro_waitgroup_t *wg, int64_t delta)
+{
+    if (delta > INT32_MAX)
+        return GORO_EINVAL;
+    if (delta < -(int64_t)INT32_MAX - 1)
+        return GORO_EMISUSE; /* would be negative whatever the counter */
+    uint64_t old = atomic_load_explicit(&wg->state, memory_order_relaxed);
+    for (;;) {
+        int64_t v = (int64_t)counter_of(old) + delta;
+        uint32_t waiters = (uint32_t)old;
+        if (v < 0)
+            return GORO_EMISUSE;
+        if (v > INT32_MAX)
+            return GORO_EINVAL;
+        uint64_t new = v == 0 ? 0 : ((uint64_t)v << 32) | waiters;
+        if (!atomic_compare_exchange_weak_explicit(&wg->state, &old, new, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        if (v == 0) {
+            /* We cleared the waiters; each is owed one wakeup. */
+            for (; waiters != 0; waiters--)
+                semrelease1(&wg->sema, false);
+        }
+        return GORO_OK;
+    }
+}
+
+int goro_waitgroup_done(goro_waitgroup_t *wg)
+{
+    return goro_waitgroup_add(wg, -1);
+}
+
+int goro_waitgroup_wait(goro_waitgroup_t *wg)
+{
+    uint64_t old = atomic_load_explicit(&wg->state, memory_order_acquire);
+    for (;;) {
+        if (counter_of(old) == 0)
+            return GORO_OK;
+        if ((uint32_t)old == UINT32_MAX)
+            rt_throw("sync: too many WaitGroup waiters");
+        /* Count ourselves in; only while the counter is non-zero, so the
+         * Add that zeroes it sees us (see the invariant above). */
+        if (atomic_compare_exchange_weak_explicit(&wg->state, &old, old + 1, memory_order_acquire,
+                                                  memory_order_acquire))
+            break;
+    }
+    semacquire1(&wg->sema, false, WAIT_WAITGROUP);
+    /* The zeroing Add released us after clearing the word; until every
+     * waiter has returned nothing may touch it again. */
+    if (atomic_load_explicit(&wg->state, memory_order_acquire) != 0)
+        return GORO_EMISUSE;
+    return GORO_OK;
+}
