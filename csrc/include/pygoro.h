@@ -191,19 +191,25 @@ GORO_EXTERN bool goro_mutex_trylock(goro_mutex_t *m);
 /* GORO_OK, or GORO_EMISUSE if it was not locked (state unchanged). */
 GORO_EXTERN int goro_mutex_unlock(goro_mutex_t *m);
 
-/* Go's sync.RWMutex, writer-preferring. Zero-initialised = unlocked. */
+/* Go's sync.RWMutex, writer-preferring: once a writer waits, new readers
+ * wait behind it. Zero-initialised = unlocked. */
 typedef struct goro_rwmutex {
-    goro_mutex_t w;
-    _Atomic uint32_t writer_sem;
-    _Atomic uint32_t reader_sem;
-    _Atomic int32_t reader_count;
-    _Atomic int32_t reader_wait;
+    goro_mutex_t w;              /* held by the writer (and pending writers) */
+    _Atomic uint32_t writer_sem; /* a writer waits here for departing readers */
+    _Atomic uint32_t reader_sem; /* readers wait here for the writer */
+    /* High 32 bits: Go's readerCount (signed; negative while a writer is
+     * pending or holds the lock). Low 32 bits: Go's readerWait, the readers
+     * a pending writer still waits for. One word, so that a misplaced
+     * runlock is refused exactly, with the state intact. */
+    _Atomic uint64_t readers;
 } goro_rwmutex_t;
 GORO_EXTERN void goro_rwmutex_rlock(goro_rwmutex_t *rw);
 GORO_EXTERN bool goro_rwmutex_tryrlock(goro_rwmutex_t *rw);
+/* GORO_OK, or GORO_EMISUSE if no read lock was held (state unchanged). */
 GORO_EXTERN int goro_rwmutex_runlock(goro_rwmutex_t *rw);
 GORO_EXTERN void goro_rwmutex_lock(goro_rwmutex_t *rw);
 GORO_EXTERN bool goro_rwmutex_trylock(goro_rwmutex_t *rw);
+/* GORO_OK, or GORO_EMISUSE if it was not write-locked (state unchanged). */
 GORO_EXTERN int goro_rwmutex_unlock(goro_rwmutex_t *rw);
 
 /* Go's sync.WaitGroup. Zero-initialised = counter 0. */
@@ -211,10 +217,13 @@ typedef struct goro_waitgroup {
     _Atomic uint64_t state; /* high 32 bits: counter, low 32: waiters */
     _Atomic uint32_t sema;
 } goro_waitgroup_t;
-/* GORO_OK, or GORO_EMISUSE (negative counter; Add racing Wait), state intact. */
+/* GORO_OK; GORO_EMISUSE if the counter would go negative, GORO_EINVAL if it
+ * would pass INT32_MAX; either way the state is left intact. */
 GORO_EXTERN int goro_waitgroup_add(goro_waitgroup_t *wg, int64_t delta);
 GORO_EXTERN int goro_waitgroup_done(goro_waitgroup_t *wg);
-GORO_EXTERN void goro_waitgroup_wait(goro_waitgroup_t *wg);
+/* GORO_OK once the counter is zero, or GORO_EMISUSE if the WaitGroup was
+ * reused (an Add, e.g. racing this Wait) before this Wait returned. */
+GORO_EXTERN int goro_waitgroup_wait(goro_waitgroup_t *wg);
 
 /* Go's sync.Once. */
 typedef struct goro_once {
@@ -224,11 +233,14 @@ typedef struct goro_once {
 /* Runs fn(arg) once; every caller returns after it has finished. */
 GORO_EXTERN void goro_once_do(goro_once_t *o, goro_fn fn, void *arg);
 
-/* Go's sync.Cond over a goro_mutex_t. */
+/* Go's sync.Cond over a goro_mutex_t. new: NULL if l is NULL or no memory.
+ * free: nobody may be waiting (aborts if it can see a waiter). */
 typedef struct goro_cond goro_cond_t;
 GORO_EXTERN goro_cond_t *goro_cond_new(goro_mutex_t *l);
 GORO_EXTERN void goro_cond_free(goro_cond_t *c);
-GORO_EXTERN void goro_cond_wait(goro_cond_t *c);
+/* Unlock l, wait for a signal, lock l again: GORO_OK. GORO_EMISUSE if l was
+ * not locked (then nothing happened, and l stays unlocked). */
+GORO_EXTERN int goro_cond_wait(goro_cond_t *c);
 GORO_EXTERN void goro_cond_signal(goro_cond_t *c);
 GORO_EXTERN void goro_cond_broadcast(goro_cond_t *c);
 
