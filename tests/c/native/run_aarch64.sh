@@ -38,7 +38,9 @@ for arg in "$@"; do
         --ucontext) variants+=(ucontext) ;;
         --no-core) core=0 ;;
         --core) core=1 ;;
-        -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -h | --help)
+            sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+            exit 0 ;;
         *) echo "run_aarch64.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
     esac
 done
