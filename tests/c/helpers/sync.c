@@ -187,7 +187,7 @@ static void run_as(int kind, goro_fn fn, void *arg)
 struct sema_order {
     _Atomic uint32_t sema;
     _Atomic int next;  /* slot in order[] for the next G that gets through */
-    int *order;
+    _Atomic int *order; /* atomic: written after the slot is taken */
     struct group g;
 };
 
@@ -201,7 +201,7 @@ static void sema_waiter_main(void *p)
     struct sema_waiter *w = p;
     goro_semacquire(&w->so->sema);
     int k = atomic_fetch_add(&w->so->next, 1);
-    w->so->order[k] = w->id;
+    atomic_store(&w->so->order[k], w->id);
     group_done(&w->so->g);
 }
 
@@ -212,7 +212,9 @@ int64_t sync_sema_fifo(int n, int mixed)
 {
     reset_errors();
     struct sema_order so = {0};
-    so.order = xmalloc(sizeof(int) * (size_t)n);
+    so.order = xmalloc(sizeof(_Atomic int) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        atomic_store(&so.order[i], -1);
     struct sema_waiter *ws = xmalloc(sizeof *ws * (size_t)n);
     group_init(&so.g, n);
     for (int i = 0; i < n; i++) {
@@ -223,13 +225,13 @@ int64_t sync_sema_fifo(int n, int mixed)
     }
     for (int i = 0; i < n; i++) {
         goro_semrelease(&so.sema, false);
-        WAIT_UNTIL(atomic_load(&so.next) == i + 1, "a released sema waiter");
-        CHECK(so.order[i] == i, "release %d let waiter %d through (FIFO wants %d)", i,
-              so.order[i], i);
+        WAIT_UNTIL(atomic_load(&so.order[i]) != -1, "a released sema waiter");
+        CHECK(atomic_load(&so.order[i]) == i, "release %d let waiter %d through (FIFO wants %d)",
+              i, atomic_load(&so.order[i]), i);
     }
     group_wait(&so.g);
     CHECK(atomic_load(&so.sema) == 0, "count left %u", atomic_load(&so.sema));
-    free(so.order);
+    free((void *)so.order);
     free(ws);
     return errors();
 }
@@ -251,10 +253,11 @@ static void requeue_driver(void *p)
     /* Let waiter 0 run: it finds no count and must queue again. */
     WAIT_UNTIL(sema_nwaiters(&so->sema) == 2, "the beaten waiter to queue again");
     goro_semrelease(&so->sema, false);
-    WAIT_UNTIL(atomic_load(&so->next) == 1, "the first waiter");
-    CHECK(so->order[0] == 0, "beaten waiter 0 lost its place to waiter %d", so->order[0]);
+    WAIT_UNTIL(atomic_load(&so->order[0]) != -1, "the first waiter");
+    CHECK(atomic_load(&so->order[0]) == 0, "beaten waiter 0 lost its place to waiter %d",
+          atomic_load(&so->order[0]));
     goro_semrelease(&so->sema, false);
-    WAIT_UNTIL(atomic_load(&so->next) == 2, "the second waiter");
+    WAIT_UNTIL(atomic_load(&so->order[1]) != -1, "the second waiter");
 }
 
 int64_t sync_sema_requeue_front(int rounds)
@@ -263,7 +266,7 @@ int64_t sync_sema_requeue_front(int rounds)
     int old = goro_gomaxprocs(1);
     for (int r = 0; r < rounds; r++) {
         struct sema_order so = {0};
-        int order[2];
+        _Atomic int order[2] = {-1, -1};
         so.order = order;
         struct sema_waiter ws[2] = {{&so, 0}, {&so, 1}};
         group_init(&so.g, 2);
