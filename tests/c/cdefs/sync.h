@@ -46,6 +46,8 @@ int64_t sync_mutex_starvation(int hog_kind, int waiter_kind, int64_t hold_ns, in
 int64_t sync_mutex_barging(int rounds, int pairs, int holder_kind, int64_t *barged, int64_t *tries);
 int64_t sync_mutex_starving_handoff(int rounds, int holder_kind, int64_t *tested);
 int64_t sync_mutex_uncontended_ns(int64_t iters);
+int64_t sync_mutex_contended_ns(int n, int kind, int64_t iters);
+int64_t sync_rw_uncontended_read_ns(int64_t iters);
 uint64_t sync_rw_state(goro_rwmutex_t *rw);
 int64_t sync_rw_readers_writers(int nreaders, int nwriters, int reader_threads, int iters, int64_t read_hold_ns, int *max_readers, int64_t *writes);
 int64_t sync_rw_writer_blocks_readers(int reader_kind);
@@ -53,7 +55,7 @@ uint64_t sync_wg_state(goro_waitgroup_t *wg);
 int64_t sync_wg_rounds(int rounds, int nworkers, int nwaiters);
 int64_t sync_wg_reuse_misuse(int *waiter_result);
 int64_t sync_once(int ncallers, int nthreads, int64_t fn_ns, int *runs);
-int64_t sync_once_done_ns(int64_t iters);
+int64_t sync_once_done_ps(int64_t iters);
 int64_t sync_cond_signal_order(int n, int mixed);
 int64_t sync_cond_broadcast(int n, int nthreads);
 int64_t sync_cond_queue(int nprod, int ncons, int64_t per, int cap, int nthreads, int64_t *received);

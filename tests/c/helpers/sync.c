@@ -680,6 +680,58 @@ int64_t sync_mutex_uncontended_ns(int64_t iters)
     return (nanotime() - t0) / (iters ? iters : 1);
 }
 
+/* ns per lock+unlock pair with n goroutines (or threads) hammering one
+ * Mutex, each doing a little work inside. */
+struct contend {
+    goro_mutex_t mu;
+    int64_t iters;
+    int64_t counter;
+    struct group g;
+};
+
+static void contend_main(void *p)
+{
+    struct contend *c = p;
+    for (int64_t i = 0; i < c->iters; i++) {
+        goro_mutex_lock(&c->mu);
+        c->counter++;
+        goro_mutex_unlock(&c->mu);
+    }
+    group_done(&c->g);
+}
+
+int64_t sync_mutex_contended_ns(int n, int kind, int64_t iters)
+{
+    reset_errors();
+    struct contend *c = xmalloc(sizeof *c);
+    c->iters = iters;
+    group_init(&c->g, n);
+    int64_t t0 = nanotime();
+    for (int i = 0; i < n; i++)
+        group_go(&c->g, kind, contend_main, c);
+    group_wait(&c->g);
+    int64_t dt = nanotime() - t0;
+    int64_t total = c->counter;
+    free(c);
+    if (total != iters * n) {
+        fail("counter %lld, want %lld", (long long)total, (long long)(iters * n));
+        return -1;
+    }
+    return dt / (total ? total : 1);
+}
+
+/* ns per uncontended rlock+runlock pair. */
+int64_t sync_rw_uncontended_read_ns(int64_t iters)
+{
+    goro_rwmutex_t rw = {0};
+    int64_t t0 = nanotime();
+    for (int64_t i = 0; i < iters; i++) {
+        goro_rwmutex_rlock(&rw);
+        goro_rwmutex_runlock(&rw);
+    }
+    return (nanotime() - t0) / (iters ? iters : 1);
+}
+
 /* ======================================================================== */
 /* RWMutex                                                                   */
 
@@ -1009,15 +1061,15 @@ static void nop(void *p)
     (void)p;
 }
 
-/* ns per goro_once_do once done (the fast path). */
-int64_t sync_once_done_ns(int64_t iters)
+/* ps (not ns) per goro_once_do once done (the fast path). */
+int64_t sync_once_done_ps(int64_t iters)
 {
     goro_once_t o = {0};
     goro_once_do(&o, nop, NULL);
     int64_t t0 = nanotime();
     for (int64_t i = 0; i < iters; i++)
         goro_once_do(&o, nop, NULL);
-    return (nanotime() - t0) / (iters ? iters : 1);
+    return (nanotime() - t0) * 1000 / (iters ? iters : 1);
 }
 
 /* ======================================================================== */
