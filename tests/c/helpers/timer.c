@@ -348,6 +348,7 @@ struct slow_ctx {
     int64_t spin_ns;
     _Atomic int64_t started;
     _Atomic int64_t finished;
+    _Atomic int64_t release; /* ends the spin early */
 };
 
 static void slow_fire(void *arg, uintptr_t seq, int64_t delay)
@@ -357,7 +358,7 @@ static void slow_fire(void *arg, uintptr_t seq, int64_t delay)
     struct slow_ctx *c = arg;
     atomic_fetch_add(&c->started, 1);
     int64_t end = nanotime() + c->spin_ns;
-    while (nanotime() < end)
+    while (nanotime() < end && !atomic_load(&c->release))
         ;
     atomic_fetch_add(&c->finished, 1);
 }
@@ -723,7 +724,8 @@ static void fork_sleeper(void *arg)
 }
 
 /* Fork while timers are pending (a Timer an hour out, a goroutine's sleep,
- * a 1 ms Ticker) and one is running (its function spins for 100 ms). In the
+ * a 1 ms Ticker) and one is running (its function spins until the parent
+ * has forked: fork can take a while with many goroutine stacks mapped). In the
  * child: no timer survives, the heap is consistent, stopping the inherited
  * timers is a harmless false (not a wait for a runner that did not survive
  * the fork), and new timers and sleeps work. Returns the child's failure
@@ -734,7 +736,7 @@ int timer_fork_child(void)
     goro_timer_t *hour = goro_timer_new(3600 * 1000 * MS, 0);
     goro_timer_t *tick = goro_timer_new(1 * MS, 1 * MS);
     goro_go(fork_sleeper, &nap);
-    struct slow_ctx slow_c = {.spin_ns = 100 * MS};
+    struct slow_ctx slow_c = {.spin_ns = 10000 * MS};
     struct timer slow;
     timer_init(&slow, slow_fire, &slow_c);
     timer_reset(&slow, nanotime(), 0);
@@ -745,8 +747,10 @@ int timer_fork_child(void)
         alarm(10);
         goro_runtime_after_fork_child();
         int fails = 0;
-        if (timer_stop(&slow) || atomic_load(&slow_c.finished) != 0)
-            fails |= 32; /* (it was mid-run in the parent's other thread) */
+        if (timer_stop(&slow))
+            fails |= 32;
+        if (atomic_load(&slow_c.finished) != 0)
+            fails |= 64; /* (it was mid-run in the parent's other thread) */
         int64_t len, cap;
         timers_heap_stats(&len, &cap);
         if (len != 0 || !timers_heap_verify())
@@ -766,6 +770,7 @@ int timer_fork_child(void)
         _exit(fails);
     }
     goro_runtime_after_fork_parent();
+    atomic_store(&slow_c.release, 1);
     timer_stop(&slow);
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
