@@ -38,6 +38,18 @@ size_t bridge_stack_size(size_t set);
 int bridge_chan_init(PyObject *module);
 extern PyObject *bridge_closed_channel_error;
 extern PyObject *bridge_deadlock_error;
+/* What the C channel under a Chan carries, and what a receive returns. */
+enum bridge_chan_kind {
+    BRIDGE_CHAN_OBJECT = 0,   /* PyObject*, the reference handed over (chan()) */
+    BRIDGE_CHAN_NANOTIME = 1, /* int64 CLOCK_MONOTONIC ns (a timer's channel):
+                                 received as float seconds, time.monotonic()'s clock */
+};
+/* A Chan over a C channel made elsewhere (a timer's), holding a reference to
+ * owner, which keeps c alive and frees it: the Chan never does. Receive-only
+ * from Python: send, send_case and close raise TypeError. */
+PyObject *bridge_chan_wrap(goro_chan_t *c, int kind, PyObject *owner);
+/* time_type.c: sleep and the timers behind pygoro.time */
+int bridge_time_init(PyObject *module);
 /* The exception-report callback (pygoro.runtime calls _set_exception_handler). */
 extern PyObject *bridge_exception_handler;
 extern int bridge_finalizing;

@@ -32,6 +32,8 @@ typedef struct {
     PyObject_HEAD
     goro_chan_t *c;
     PyObject *weakreflist;
+    int kind;        /* enum bridge_chan_kind: what c's elements are */
+    PyObject *owner; /* bridge_chan_wrap: keeps c alive; NULL if c is ours */
 } ChanObject;
 
 enum { CASE_RECV = GORO_SELECT_RECV, CASE_SEND = GORO_SELECT_SEND };
@@ -82,6 +84,31 @@ static void release_elem(void *elem, void *ctx)
     Py_XDECREF(*(PyObject **)elem);
 }
 
+/* Room for one element of any kind of channel we receive from. */
+union chan_slot {
+    PyObject *obj;
+    int64_t ns; /* BRIDGE_CHAN_NANOTIME */
+};
+
+/* A received element as a new reference: the object itself for our own
+ * channels (the sender's reference, handed over), a float of seconds for a
+ * timer channel's int64 nanotime. NULL with an exception on failure. */
+static PyObject *elem_to_object(int kind, const union chan_slot *elem)
+{
+    if (kind == BRIDGE_CHAN_NANOTIME)
+        return PyFloat_FromDouble((double)elem->ns / 1e9);
+    return elem->obj;
+}
+
+/* Send and close belong to whoever made a wrapped channel (a timer). */
+static int check_sendable(ChanObject *self, const char *what)
+{
+    if (self->kind == BRIDGE_CHAN_OBJECT)
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s timer channel (it is receive-only)", what);
+    return -1;
+}
+
 /* ---- Chan ---- */
 
 static PyObject *chan_new_object(Py_ssize_t cap)
@@ -90,6 +117,8 @@ static PyObject *chan_new_object(Py_ssize_t cap)
     if (self == NULL)
         return NULL;
     self->weakreflist = NULL;
+    self->kind = BRIDGE_CHAN_OBJECT;
+    self->owner = NULL;
     self->c = goro_chan_new(sizeof(PyObject *), (size_t)cap);
     if (self->c == NULL) {
         self->c = NULL;
@@ -129,16 +158,37 @@ static void Chan_dealloc(ChanObject *self)
 {
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
-    if (self->c != NULL) {
+    PyObject *owner = self->owner;
+    if (self->c != NULL && owner == NULL) {
         /* nobody can be blocked on it: blocked callers hold a reference */
         chan_free_elems(self->c, release_elem, NULL);
         goro_chan_free(self->c);
     }
     PyObject_Free(self);
+    Py_XDECREF(owner); /* a wrapped channel's owner frees it */
+}
+
+PyObject *bridge_chan_wrap(goro_chan_t *c, int kind, PyObject *owner)
+{
+    if (c == NULL || owner == NULL || kind != BRIDGE_CHAN_NANOTIME ||
+        goro_chan_elemsize(c) != sizeof(int64_t)) {
+        PyErr_SetString(PyExc_SystemError, "bridge_chan_wrap: bad channel, kind or owner");
+        return NULL;
+    }
+    ChanObject *self = PyObject_New(ChanObject, &Chan_Type);
+    if (self == NULL)
+        return NULL;
+    self->weakreflist = NULL;
+    self->kind = kind;
+    self->owner = Py_NewRef(owner);
+    self->c = c;
+    return (PyObject *)self;
 }
 
 static PyObject *Chan_send(ChanObject *self, PyObject *v)
 {
+    if (check_sendable(self, "send on") < 0)
+        return NULL;
     Py_INCREF(v); /* the reference the receiver will own */
     PyObject *elem = v;
     int r = goro_chan_try_send(self->c, &elem);
@@ -161,7 +211,7 @@ static PyObject *Chan_send(ChanObject *self, PyObject *v)
 /* Receive into *out (a new reference, or NULL when closed); -1 on error. */
 static int chan_do_recv(ChanObject *self, PyObject **out, bool *ok)
 {
-    PyObject *elem = NULL;
+    union chan_slot elem = {NULL};
     int r = goro_chan_try_recv(self->c, &elem, ok);
     while (r == GORO_WOULDBLOCK || r == GORO_INTERRUPTED) {
         if (r == GORO_INTERRUPTED && after_interrupt() < 0)
@@ -169,7 +219,9 @@ static int chan_do_recv(ChanObject *self, PyObject **out, bool *ok)
         bridge_prepare_block();
         r = goro_chan_recv(self->c, &elem, ok);
     }
-    *out = *ok ? elem : NULL;
+    *out = NULL;
+    if (*ok && (*out = elem_to_object(self->kind, &elem)) == NULL)
+        return -1;
     return 0;
 }
 
@@ -211,6 +263,8 @@ static PyObject *Chan_iternext(ChanObject *self)
 static PyObject *Chan_close(ChanObject *self, PyObject *unused)
 {
     (void)unused;
+    if (check_sendable(self, "close of") < 0)
+        return NULL;
     if (goro_chan_close(self->c) == GORO_CLOSED) {
         PyErr_SetString(bridge_closed_channel_error, "close of closed channel");
         return NULL;
@@ -254,6 +308,8 @@ static PyObject *Chan_recv_case(ChanObject *self, PyObject *unused)
 
 static PyObject *Chan_send_case(ChanObject *self, PyObject *v)
 {
+    if (check_sendable(self, "send case on") < 0)
+        return NULL;
     return make_case(self, CASE_SEND, v);
 }
 
@@ -400,9 +456,9 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
         return NULL;
     }
     goro_select_case stack_cases[SELECT_STACK_CASES];
-    PyObject *stack_slots[SELECT_STACK_CASES];
+    union chan_slot stack_slots[SELECT_STACK_CASES];
     goro_select_case *cases = stack_cases;
-    PyObject **slots = stack_slots;
+    union chan_slot *slots = stack_slots;
     if (nargs > SELECT_STACK_CASES) {
         cases = PyMem_Calloc((size_t)nargs, sizeof *cases);
         slots = PyMem_Calloc((size_t)nargs, sizeof *slots);
@@ -416,7 +472,7 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
     Py_ssize_t i;
     for (i = 0; i < nargs; i++) {
         PyObject *a = args[i];
-        slots[i] = NULL;
+        slots[i].obj = NULL;
         memset(&cases[i], 0, sizeof cases[i]);
         if (a == Py_None) {
             cases[i].c = NULL; /* disabled */
@@ -434,7 +490,7 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
         cases[i].c = co->chan->c;
         cases[i].dir = co->dir;
         if (co->dir == CASE_SEND)
-            slots[i] = Py_NewRef(co->value); /* handed over if this case wins */
+            slots[i].obj = Py_NewRef(co->value); /* handed over if this case wins */
         cases[i].elem = &slots[i];
     }
 
@@ -471,18 +527,25 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
         goto done;
     }
     if (cases[r].dir == CASE_SEND) {
-        slots[r] = NULL; /* the receiver owns it now */
+        slots[r].obj = NULL; /* the receiver owns it now */
         result = Py_BuildValue("(iOO)", r, Py_None, Py_True);
     } else {
-        PyObject *v = cases[r].recv_ok ? slots[r] : NULL;
-        slots[r] = NULL;
+        PyObject *v = NULL;
+        if (cases[r].recv_ok) {
+            v = elem_to_object(((CaseObject *)args[r])->chan->kind, &slots[r]);
+            if (v == NULL) {
+                slots[r].obj = NULL;
+                goto done;
+            }
+        }
+        slots[r].obj = NULL;
         result = Py_BuildValue("(iOO)", r, v ? v : Py_None, cases[r].recv_ok ? Py_True : Py_False);
         Py_XDECREF(v);
     }
 done:
     for (Py_ssize_t k = 0; k < i && k < nargs; k++)
         if (cases[k].dir == CASE_SEND)
-            Py_XDECREF(slots[k]);
+            Py_XDECREF(slots[k].obj);
     if (cases != stack_cases) {
         PyMem_Free(cases);
         PyMem_Free(slots);
