@@ -15,6 +15,7 @@ import os
 
 from . import _core, runtime
 from ._chan import RecvChan, SendChan
+from . import time  # pygoro.time (Go's package time)
 
 __all__ = [
     "go",
@@ -26,6 +27,7 @@ __all__ = [
     "ClosedChannelError",
     "DeadlockError",
     "runtime",
+    "time",
 ]
 
 __version__ = "0.1.0"
