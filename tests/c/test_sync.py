@@ -123,17 +123,17 @@ def test_mutex_exclusion(procs2, ngor, nthreads, trylock):
 
 
 def starvation_run(lib, ffi, hog, waiter, yield_every):
-    waits = ffi.new("int64_t[3]")
+    waits = ffi.new("int64_t[4]")
     rounds = ffi.new("int64_t *")
     starving = ffi.new("int64_t *")
     n = 200 // SCALE
     assert lib.sync_mutex_starvation(hog, waiter, 20_000, yield_every, n, waits, rounds,
                                      starving) == 0
-    mx, med, p90 = (w / MS for w in waits)
+    mx, med, p90 = (w / MS for w in waits[0:3])
     print(f"\nwaiter waits over {n} locks: max {mx:.2f} ms, median {med:.3f} ms, "
-          f"p90 {p90:.3f} ms; hog {rounds[0]} rounds; waiter held it in starvation mode "
-          f"{starving[0]} times")
-    return mx, p90
+          f"p90 {p90:.3f} ms; at most {waits[3]} hog rounds during one wait; "
+          f"hog {rounds[0]} rounds; waiter held it in starvation mode {starving[0]} times")
+    return mx, p90, waits[3]
 
 
 @pytest.mark.parametrize(
@@ -144,14 +144,23 @@ def starvation_run(lib, ffi, hog, waiter, yield_every):
 def test_mutex_starvation_bounds_wait(procs2, hog, waiter):
     """A holder re-locking in a tight loop (holding 20 us at a time) cannot
     keep a waiter out: after 1 ms the waiter switches the Mutex to
-    starvation mode and the next unlock hands the lock to it. (With the
-    starvation switch disabled, the goroutine-hog cases measured waits of
-    0.3 s and 3.3 s here.) A goroutine hog yields inside the lock every 64
-    rounds, which gains the waiter nothing, but see the skipped test below."""
+    starvation mode and the next unlock hands the lock to it.
+
+    The load-proof measure is how many times the hog took the lock during
+    one wait: about 50 (1 ms of 20 us rounds) plus scheduling delays, at
+    most ~200 seen, also with three test runs in parallel. With the
+    starvation switch disabled it reached 7,000-17,000 (waits of 0.16-0.4 s)
+    in the goroutine-hog cases. Wall-clock waits are only bounded loosely:
+    with other processes busy, the OS preempting the hog's thread while it
+    holds the lock stretched single waits to ~0.35 s.
+
+    A goroutine hog yields inside the lock every 64 rounds, which gains the
+    waiter nothing; see the skipped test below for why it yields at all."""
     ffi, lib = procs2
-    mx, p90 = starvation_run(lib, ffi, hog, waiter, 64)
-    assert p90 < 20 * SLOW
-    assert mx < 200 * SLOW
+    mx, p90, overtaken = starvation_run(lib, ffi, hog, waiter, 64)
+    assert overtaken < 2000
+    assert p90 < 50 * SLOW
+    assert mx < 2000 * SLOW
 
 
 @pytest.mark.skip(
@@ -161,8 +170,8 @@ def test_mutex_starvation_bounds_wait(procs2, hog, waiter):
 )
 def test_mutex_starvation_hog_never_yields(procs2):
     ffi, lib = procs2
-    mx, p90 = starvation_run(lib, ffi, GOROUTINE, GOROUTINE, 0)
-    assert mx < 200 * SLOW
+    mx, p90, overtaken = starvation_run(lib, ffi, GOROUTINE, GOROUTINE, 0)
+    assert overtaken < 2000
 
 
 @pytest.mark.parametrize("holder", [GOROUTINE, PTHREAD], ids=["goroutine", "thread"])
