@@ -11,7 +11,7 @@
  * the order waiters took tickets); Broadcast wakes every waiter that had a
  * ticket when it was called. Neither needs L held.
  *
- * Misuse: Wait without L held is GORO_EMISUSE. We check L's LOCKED bit
+ * Misuse: Wait with L unlocked is GORO_EMISUSE. We check L's LOCKED bit
  * before taking a ticket, so in the ordinary mistake nothing happens. A
  * caller that passes the check but whose unlock then fails (somebody else
  * unlocked L in between: L was not its to unlock) already holds a ticket; a

@@ -12,20 +12,24 @@
  * store that clears the waiters, and has to police Adds that fall between;
  * one CAS leaves no such window.)
  *
- * Misuse, reported as GORO_EMISUSE with the state left as it was:
+ * Misuse, reported as GORO_EMISUSE:
  *   - Add making the counter negative (Done once too often). Checked in
- *     the CAS loop before anything is written, where Go's blind add would
- *     already have broken the counter.
+ *     the CAS loop before anything is written, so the state is left as it
+ *     was (Go's blind add would already have broken the counter). An Add
+ *     past INT32_MAX is refused the same way, with GORO_EINVAL.
  *   - Reuse before Wait returned: an Add for a new round (counter 0 -> n)
  *     that comes before every waiter of the last round has returned. A
- *     woken waiter finds the word non-zero and returns GORO_EMISUSE (Go
- *     panics there). Such an Add can also let a waiter of the new round
- *     take a wakeup meant for the old one; it too wakes to a non-zero
- *     counter and reports the misuse. What the program meant is unknowable,
- *     so, like Go, we detect rather than repair.
- * Add racing Wait (a positive Add from counter zero concurrent with a Wait)
- * is the same mistake seen from the other side; whichever of the two
- * checks above it trips is the one reported.
+ *     woken waiter finds the word non-zero and its Wait returns
+ *     GORO_EMISUSE (Go panics there); the Add itself has happened. Such an
+ *     Add can also let a waiter of the new round take, in semacquire's fast
+ *     path, a wakeup meant for the old one; it then finds the counter
+ *     non-zero and reports the misuse, and the old waiter sleeps on until
+ *     the new round's last Done. What the program meant is unknowable, so,
+ *     like Go, we detect rather than repair.
+ * Add racing Wait (a positive Add from zero concurrent with a Wait) is the
+ * second case seen from the other side: it is reported when the Add lands
+ * while a woken waiter has yet to return; a Wait that sees the counter
+ * wholly before or after the Add has nothing to detect (nor has Go).
  *
  * Memory order. Add's CAS is acq_rel: release so that a goroutine's work
  * before Done happens-before Wait's return; acquire so that the Add that
