@@ -5,7 +5,7 @@
  *
  * How it differs from the assembly switches, all of it glibc's doing:
  *   - swapcontext saves and restores the signal mask with a rt_sigprocmask
- *     syscall per switch (~190 ns here against ~7 ns for the assembly
+ *     syscall per switch (175 ns here against 11-12 ns for the assembly
  *     switch; tests/c/native/switch_selftest.c measures both).
  *   - The signal mask therefore travels with the context: a goroutine keeps
  *     the mask of the thread that ran ctx_make (getcontext below), on every
