@@ -136,7 +136,7 @@ static void mutex_lock_slow(goro_mutex_t *m, enum wait_reason reason)
     }
 }
 
-void mutex_lock(goro_mutex_t *m, enum wait_reason reason)
+void mutex_lock_reason(goro_mutex_t *m, enum wait_reason reason)
 {
     int32_t unlocked = 0;
     if (likely(atomic_compare_exchange_strong_explicit(&m->state, &unlocked, MUTEX_LOCKED,
@@ -147,7 +147,7 @@ void mutex_lock(goro_mutex_t *m, enum wait_reason reason)
 
 void goro_mutex_lock(goro_mutex_t *m)
 {
-    mutex_lock(m, WAIT_MUTEX);
+    mutex_lock_reason(m, WAIT_MUTEX);
 }
 
 bool goro_mutex_trylock(goro_mutex_t *m)

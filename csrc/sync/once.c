@@ -20,7 +20,7 @@
 
 static void once_do_slow(goro_once_t *o, goro_fn fn, void *arg)
 {
-    mutex_lock(&o->m, WAIT_ONCE);
+    mutex_lock_reason(&o->m, WAIT_ONCE);
     if (atomic_load_explicit(&o->done, memory_order_relaxed) == 0) {
         fn(arg);
         atomic_store_explicit(&o->done, 1, memory_order_release);

@@ -116,7 +116,7 @@ int goro_rwmutex_runlock(goro_rwmutex_t *rw)
 void goro_rwmutex_lock(goro_rwmutex_t *rw)
 {
     /* First resolve competition with other writers. */
-    mutex_lock(&rw->w, WAIT_RWMUTEX_LOCK);
+    mutex_lock_reason(&rw->w, WAIT_RWMUTEX_LOCK);
     /* Announce the pending writer and count the active readers. */
     uint64_t old = atomic_load_explicit(&rw->readers, memory_order_relaxed);
     int32_t active;

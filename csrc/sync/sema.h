@@ -58,7 +58,7 @@ uint32_t notify_list_pending(struct notify_list *l);
 
 /* goro_mutex_lock, with the wait reason a parked locker shows: Once and
  * RWMutex lock their inner Mutex as WAIT_ONCE / WAIT_RWMUTEX_LOCK. */
-void mutex_lock(goro_mutex_t *m, enum wait_reason reason);
+void mutex_lock_reason(goro_mutex_t *m, enum wait_reason reason);
 
 /* ---- Cond internals (cond.c) ------------------------------------------ */
 
