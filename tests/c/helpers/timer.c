@@ -179,8 +179,8 @@ int timer_sleep_signalled(int64_t ns, int64_t signal_after_ns, int interruptible
 
 int timer_fires_once(int64_t ns)
 {
+    int64_t v = 0, t0 = nanotime(); /* before arming: it fires at >= t0 + ns */
     goro_timer_t *t = goro_timer_new(ns, 0);
-    int64_t v = 0, t0 = nanotime();
     bool ok;
     goro_chan_recv(goro_timer_chan(t), &v, &ok); /* blocks until it fires */
     int more = count_values(t, 5 * ns);
