@@ -16,6 +16,8 @@ import os
 from . import _core, runtime
 from ._chan import RecvChan, SendChan
 from . import time  # pygoro.time (Go's package time)
+from . import context  # after time: deadlines use its timers
+from . import errgroup  # after context
 
 __all__ = [
     "go",
@@ -28,6 +30,8 @@ __all__ = [
     "DeadlockError",
     "runtime",
     "time",
+    "context",
+    "errgroup",
 ]
 
 __version__ = "0.1.0"
