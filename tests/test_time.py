@@ -128,10 +128,10 @@ def test_sleeping_goroutines_let_others_run():
     # gomaxprocs goroutines asleep must not hold their worker threads
     n = pygoro.runtime.gomaxprocs() * 4
     for _ in range(n):
-        go(sleep, 1.0)
+        go(sleep, 5.0)
     t0 = time.monotonic()
     assert run_in_goroutine(lambda: 42) == 42
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 2.5
 
 
 def test_main_thread_sleep_runs_signal_handlers_and_ctrl_c_interrupts():
@@ -213,8 +213,7 @@ def test_timer_stop_and_reset_results():
 
 def test_go123_no_stale_value_after_stop():
     t = Timer(0.01)
-    sleep(0.1)  # fired; the value sits unreceived in the channel
-    assert len(t.c) == 1
+    assert wait_until(lambda: len(t.c) == 1)  # fired; the value sits unreceived
     assert t.stop() is True  # Go 1.23: an unreceived value counts as pending
     assert len(t.c) == 0
     assert select(t.c.recv_case(), default=True)[0] == -1
@@ -223,7 +222,7 @@ def test_go123_no_stale_value_after_stop():
 
 def test_go123_no_stale_value_after_reset():
     t = Timer(0.01)
-    sleep(0.1)
+    assert wait_until(lambda: len(t.c) == 1)
     assert t.reset(0.2) is True
     t0 = time.monotonic()
     v = t.c.recv()  # the new arming's value, not the stale one
@@ -303,6 +302,8 @@ def test_ticker_ticks_in_order_and_stops():
 def test_ticker_drops_ticks_for_a_slow_receiver():
     with Ticker(0.01) as tk:
         sleep(0.2)  # ~20 periods
+        assert wait_until(lambda: len(tk.c) == 1)
+        sleep(0.05)
         assert len(tk.c) == 1  # only one tick is ever buffered
         tk.c.recv()
         t0 = time.monotonic()
@@ -387,9 +388,9 @@ def test_after_func_runs_fn_in_its_own_goroutine_with_args():
 
 def test_after_func_stop_prevents_the_call_and_reset_reruns_it():
     out = chan(10)
-    t = after_func(0.05, out.send, "x")
+    t = after_func(0.5, out.send, "x")
     assert t.stop() is True
-    assert select(out.recv_case(), timeout=0.15)[0] == -1
+    assert select(out.recv_case(), timeout=0.6)[0] == -1
     assert t.reset(0.01) is False
     assert out.recv() == "x"
     assert t.reset(0.01) is False
