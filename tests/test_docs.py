@@ -187,3 +187,43 @@ def test_the_check_catches_an_undocumented_name():
     doc = ("## `pygoro.fake`\n\n### `documented()`\n\nText.\n\n"
            "### `class Thing`\n\n- `kept()`: text\n\n## `pygoro.other`\n\n### `forgotten()`\n")
     assert undocumented(mod, doc) == ["forgotten", "Thing.lost"]
+
+
+README = os.path.join(ROOT, "README.md")
+
+
+def readme_block(heading: str, lang: str) -> str:
+    """The first ```lang block of the README section with this heading."""
+    section = sections(read(README), re.compile(r"^## (%s)$" % re.escape(heading), re.M))
+    assert heading in section, f"README.md has no section ## {heading}"
+    m = re.search(r"^```%s\n(.*?)^```" % lang, section[heading], re.M | re.S)
+    assert m, f"README.md section {heading!r} has no ```{lang} block"
+    return m.group(1)
+
+
+def test_readme_example_runs():
+    import subprocess
+    import sys
+
+    code = readme_block("Example: fan-out with a deadline", "python")
+    assert len(code.splitlines()) <= 25
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "10 responses\n"
+    # and the deadline path the README describes
+    # calls of 5-10 s: the 1 ms deadline surely comes first, and cancels them
+    short = (code.replace("context.background(), 1.0)", "context.background(), 0.001)")
+                 .replace("uniform(0.01, 0.05)", "uniform(5, 10)"))
+    assert short.count("0.001") == 1 and "uniform(5, 10)" in short
+    r = subprocess.run([sys.executable, "-c", short], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "pygoro.context.DeadlineExceeded" in r.stderr, r.stderr
+
+
+def test_readme_quickstart_is_what_ci_runs():
+    quickstart = read(README).split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert 'pip install ".[test]"\npython -m pytest tests\n' in quickstart
+    ci = os.path.join(ROOT, ".ci", "run")
+    if not os.path.exists(ci):
+        pytest.skip(".ci/run is not in this tree (an sdist carries no .ci/)")
+    m = re.search(r'^PYGORO_TEST_CMD="([^"]*)"', read(ci), re.M)
+    assert m and m.group(1) == "python -m pytest tests"
