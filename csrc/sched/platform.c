@@ -19,6 +19,12 @@
  *                  symbols): Mach-O wants a leading underscore,
  *                  .private_extern, and no .type/.size
  *
+ * For the futex, a table of pthread mutexes and condition variables would be
+ * portable but is not enough: a condition wait never returns EINTR, and an
+ * interruptible thread (Python's main thread, Ctrl-C) relies on futex(2)
+ * returning it (thread_park in proc.c, note_timedsleep). Whether
+ * __ulock_wait reports EINTR is to be checked on macOS.
+ *
  * The list comes from reading the sources for Linux-only calls; nothing has
  * been compiled on macOS, so a port may find more. Keep it in step with the
  * code.
