@@ -1152,9 +1152,14 @@ bool sync_runtime_can_spin(int i)
 {
     /* Spinning only pays if the lock holder is running on another CPU and
      * nothing else here is waiting to run. */
-    static int ncpu;
-    if (ncpu == 0)
+    /* Lazily read; racing first callers store the same value. Relaxed
+     * atomics make that benign race a defined one. */
+    static _Atomic int ncpu_cache;
+    int ncpu = atomic_load_explicit(&ncpu_cache, memory_order_relaxed);
+    if (ncpu == 0) {
         ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        atomic_store_explicit(&ncpu_cache, ncpu, memory_order_relaxed);
+    }
     if (i >= 4 || ncpu <= 1)
         return false;
     int32_t procs = atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
