@@ -1,0 +1,468 @@
+/* C-side drivers for the interruptible sync waits (tests/c/test_sync_intr.py):
+ * mutex_lock_ex, rwmutex_lock_ex, waitgroup_wait_ex and notify_list_wait_ex
+ * on interruptible pthreads (what Python's main thread is), hammered with
+ * SIGUSR1 while goroutines use the same primitive normally. Every withdrawal
+ * must leave the state as if the thread had never waited: exclusion holds,
+ * nothing is left counted or queued, no wakeup is lost (a lost one hangs a
+ * worker, which the deadline turns into an abort with a message).
+ * Each driver returns the number of violations (0 = pass). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sync/sema.h"
+
+#define SEC 1000000000LL
+#define DEADLINE (60 * SEC)
+
+static _Atomic int64_t nerr;
+
+#define CHECK(cond, ...)                                         \
+    do {                                                         \
+        if (!(cond) && atomic_fetch_add(&nerr, 1) < 10) {        \
+            fprintf(stderr, "sync intr test: " __VA_ARGS__);     \
+            fputc('\n', stderr);                                 \
+        }                                                        \
+    } while (0)
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+}
+
+/* SIGUSR1 with a handler that does nothing and no SA_RESTART: a futex wait
+ * it hits returns EINTR, as Ctrl-C does to Python's main thread. */
+static void install_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static void spin_for(int64_t ns)
+{
+    int64_t end = goro_nanotime() + ns;
+    while (goro_nanotime() < end)
+        ;
+}
+
+/* ---- the signaller: pthread_kill every target until told to stop ---- */
+
+struct signaller {
+    pthread_mutex_t lock; /* targets may not exit while being signalled */
+    pthread_t targets[64];
+    int ntargets;
+    _Atomic int stop;
+    int64_t period_ns;
+    pthread_t thread;
+};
+
+static void *signaller_main(void *p)
+{
+    struct signaller *s = p;
+    unsigned seed = 12345;
+    while (!atomic_load(&s->stop)) {
+        pthread_mutex_lock(&s->lock);
+        for (int i = 0; i < s->ntargets; i++)
+            pthread_kill(s->targets[i], SIGUSR1);
+        pthread_mutex_unlock(&s->lock);
+        seed = seed * 1103515245 + 12345;
+        struct timespec ts = {0, (long)(s->period_ns / 2 + (seed >> 8) % (uint64_t)s->period_ns)};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void signaller_start(struct signaller *s, int64_t period_ns)
+{
+    pthread_mutex_init(&s->lock, NULL);
+    s->period_ns = period_ns;
+    if (pthread_create(&s->thread, NULL, signaller_main, s) != 0)
+        abort();
+}
+
+static void signaller_stop(struct signaller *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* The calling thread becomes interruptible and a target. */
+static void target_enter(struct signaller *s)
+{
+    goro_thread_set_interruptible(true);
+    pthread_mutex_lock(&s->lock);
+    if (s->ntargets == 64)
+        abort();
+    s->targets[s->ntargets++] = pthread_self();
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void target_leave(struct signaller *s)
+{
+    goro_thread_set_interruptible(false);
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->ntargets; i++) {
+        if (pthread_equal(s->targets[i], pthread_self())) {
+            s->targets[i] = s->targets[--s->ntargets];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- workers ---- */
+
+struct stress {
+    goro_mutex_t mu;
+    goro_rwmutex_t rw;
+    _Atomic int inside;  /* Mutex holders / RWMutex writers inside */
+    _Atomic int readers; /* RWMutex readers inside */
+    int64_t counter;     /* protected by the lock */
+    int64_t iters;
+    int64_t hold_ns;
+    _Atomic int64_t interrupted, acquired;
+    _Atomic int running;
+    struct signaller sig;
+};
+
+static void critical(struct stress *st)
+{
+    CHECK(atomic_fetch_add(&st->inside, 1) == 0, "two holders inside");
+    CHECK(atomic_load(&st->readers) == 0, "a reader inside with a writer");
+    st->counter++;
+    if (st->hold_ns && (st->counter & 7) == 0)
+        spin_for(st->hold_ns);
+    atomic_fetch_sub(&st->inside, 1);
+}
+
+static void mutex_goroutine(void *p)
+{
+    struct stress *st = p;
+    for (int64_t i = 0; i < st->iters; i++) {
+        goro_mutex_lock(&st->mu);
+        critical(st);
+        CHECK(goro_mutex_unlock(&st->mu) == GORO_OK, "unlock");
+        if ((i & 15) == 0)
+            goro_gosched();
+    }
+    atomic_fetch_sub(&st->running, 1);
+}
+
+static void *mutex_intr_thread(void *p)
+{
+    struct stress *st = p;
+    target_enter(&st->sig);
+    for (int64_t i = 0; i < st->iters; i++) {
+        if (mutex_lock_ex(&st->mu, WAIT_MUTEX, false, true) != GORO_OK) {
+            atomic_fetch_add(&st->interrupted, 1);
+            continue;
+        }
+        atomic_fetch_add(&st->acquired, 1);
+        critical(st);
+        CHECK(goro_mutex_unlock(&st->mu) == GORO_OK, "unlock");
+    }
+    target_leave(&st->sig);
+    atomic_fetch_sub(&st->running, 1);
+    return NULL;
+}
+
+static void rw_reader_goroutine(void *p)
+{
+    struct stress *st = p;
+    for (int64_t i = 0; i < st->iters; i++) {
+        goro_rwmutex_rlock(&st->rw);
+        atomic_fetch_add(&st->readers, 1);
+        CHECK(atomic_load(&st->inside) == 0, "a writer inside with a reader");
+        if ((i & 3) == 0)
+            spin_for(st->hold_ns);
+        atomic_fetch_sub(&st->readers, 1);
+        CHECK(goro_rwmutex_runlock(&st->rw) == GORO_OK, "runlock");
+        if ((i & 15) == 0)
+            goro_gosched();
+    }
+    atomic_fetch_sub(&st->running, 1);
+}
+
+static void rw_writer_goroutine(void *p)
+{
+    struct stress *st = p;
+    for (int64_t i = 0; i < st->iters; i++) {
+        goro_rwmutex_lock(&st->rw);
+        critical(st);
+        CHECK(goro_rwmutex_unlock(&st->rw) == GORO_OK, "unlock");
+        goro_gosched();
+    }
+    atomic_fetch_sub(&st->running, 1);
+}
+
+static void *rw_intr_writer_thread(void *p)
+{
+    struct stress *st = p;
+    target_enter(&st->sig);
+    for (int64_t i = 0; i < st->iters; i++) {
+        if (rwmutex_lock_ex(&st->rw, false, true) != GORO_OK) {
+            atomic_fetch_add(&st->interrupted, 1);
+            continue;
+        }
+        atomic_fetch_add(&st->acquired, 1);
+        critical(st);
+        CHECK(goro_rwmutex_unlock(&st->rw) == GORO_OK, "unlock");
+    }
+    target_leave(&st->sig);
+    atomic_fetch_sub(&st->running, 1);
+    return NULL;
+}
+
+static void wait_running(struct stress *st)
+{
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (atomic_load(&st->running) > 0) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: stuck (lost wakeup?)\n");
+            abort();
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void start_threads(void *st, int n, void *(*fn)(void *))
+{
+    for (int i = 0; i < n; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, fn, st) != 0)
+            abort();
+        pthread_detach(t);
+    }
+}
+
+/* Mutex: ngor goroutines lock normally, nthreads interruptible threads lock
+ * with mutex_lock_ex while being signalled every ~period_ns. */
+int64_t intr_mutex_stress(int ngor, int nthreads, int64_t iters, int64_t hold_ns, int64_t period_ns,
+                          int64_t *interrupted, int64_t *acquired)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct stress *st = calloc(1, sizeof *st);
+    st->iters = iters;
+    st->hold_ns = hold_ns;
+    atomic_store(&st->running, ngor + nthreads);
+    signaller_start(&st->sig, period_ns);
+    for (int i = 0; i < ngor; i++)
+        goro_go(mutex_goroutine, st);
+    start_threads(st, nthreads, mutex_intr_thread);
+    wait_running(st);
+    signaller_stop(&st->sig);
+    *interrupted = atomic_load(&st->interrupted);
+    *acquired = atomic_load(&st->acquired);
+    CHECK(st->counter == ngor * iters + *acquired, "counter %lld, want %lld",
+          (long long)st->counter, (long long)(ngor * iters + *acquired));
+    CHECK(atomic_load(&st->mu.state) == 0, "state left %#x", (unsigned)atomic_load(&st->mu.state));
+    CHECK(atomic_load(&st->mu.sema) == 0, "sema count left %u", atomic_load(&st->mu.sema));
+    CHECK(sema_nwaiters(&st->mu.sema) == 0, "waiters left queued");
+    free(st);
+    return atomic_load(&nerr);
+}
+
+/* RWMutex: reader and writer goroutines, interruptible writer threads. */
+int64_t intr_rw_stress(int nreaders, int nwriters, int nthreads, int64_t iters, int64_t hold_ns,
+                       int64_t period_ns, int64_t *interrupted, int64_t *acquired)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct stress *st = calloc(1, sizeof *st);
+    st->iters = iters;
+    st->hold_ns = hold_ns;
+    atomic_store(&st->running, nreaders + nwriters + nthreads);
+    signaller_start(&st->sig, period_ns);
+    for (int i = 0; i < nreaders; i++)
+        goro_go(rw_reader_goroutine, st);
+    for (int i = 0; i < nwriters; i++)
+        goro_go(rw_writer_goroutine, st);
+    start_threads(st, nthreads, rw_intr_writer_thread);
+    wait_running(st);
+    signaller_stop(&st->sig);
+    *interrupted = atomic_load(&st->interrupted);
+    *acquired = atomic_load(&st->acquired);
+    CHECK(st->counter == nwriters * iters + *acquired, "counter %lld", (long long)st->counter);
+    CHECK(atomic_load(&st->rw.readers) == 0, "readers word left %#llx",
+          (unsigned long long)atomic_load(&st->rw.readers));
+    CHECK(atomic_load(&st->rw.w.state) == 0, "w state left %#x", (unsigned)atomic_load(&st->rw.w.state));
+    CHECK(atomic_load(&st->rw.reader_sem) == 0 && atomic_load(&st->rw.writer_sem) == 0,
+          "sema counts left %u %u", atomic_load(&st->rw.reader_sem), atomic_load(&st->rw.writer_sem));
+    free(st);
+    return atomic_load(&nerr);
+}
+
+/* ---- WaitGroup: rounds of nworkers goroutines, waited for by interruptible
+ * threads that re-wait after each interruption ---- */
+
+struct wg_stress {
+    goro_waitgroup_t wg;
+    goro_waitgroup_t round_done; /* the waiter threads' own completion */
+    int64_t work_ns;
+    _Atomic int64_t interrupted;
+    struct signaller sig;
+    _Atomic int started;
+};
+
+static void wg_worker(void *p)
+{
+    struct wg_stress *s = p;
+    spin_for(s->work_ns);
+    CHECK(goro_waitgroup_done(&s->wg) == GORO_OK, "done");
+}
+
+static void *wg_intr_waiter(void *p)
+{
+    struct wg_stress *s = p;
+    target_enter(&s->sig);
+    atomic_fetch_add(&s->started, 1);
+    int r;
+    while ((r = waitgroup_wait_ex(&s->wg, true)) == GORO_INTERRUPTED)
+        atomic_fetch_add(&s->interrupted, 1);
+    CHECK(r == GORO_OK, "wait returned %d", r);
+    target_leave(&s->sig);
+    goro_waitgroup_done(&s->round_done);
+    return NULL;
+}
+
+int64_t intr_wg_stress(int rounds, int nworkers, int nwaiters, int64_t work_ns, int64_t period_ns,
+                       int64_t *interrupted)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct wg_stress *s = calloc(1, sizeof *s);
+    s->work_ns = work_ns;
+    signaller_start(&s->sig, period_ns);
+    for (int r = 0; r < rounds; r++) {
+        atomic_store(&s->started, 0);
+        goro_waitgroup_add(&s->round_done, nwaiters);
+        goro_waitgroup_add(&s->wg, nworkers);
+        start_threads(s, nwaiters, wg_intr_waiter);
+        while (atomic_load(&s->started) < nwaiters)
+            sched_yield();
+        for (int i = 0; i < nworkers; i++)
+            goro_go(wg_worker, s);
+        goro_waitgroup_wait(&s->round_done);
+        CHECK(atomic_load(&s->wg.state) == 0, "round %d: state left %#llx", r,
+              (unsigned long long)atomic_load(&s->wg.state));
+    }
+    signaller_stop(&s->sig);
+    CHECK(atomic_load(&s->wg.sema) == 0, "sema count left %u", atomic_load(&s->wg.sema));
+    *interrupted = atomic_load(&s->interrupted);
+    free(s);
+    return atomic_load(&nerr);
+}
+
+/* ---- notify list: a Cond-guarded queue; consumer threads interruptible,
+ * consumer goroutines not; one Signal per item. A notification lost to an
+ * abandoned ticket leaves an item with every consumer asleep: a hang. ---- */
+
+struct cond_stress {
+    goro_mutex_t mu;
+    struct notify_list nl;
+    int64_t queued;       /* items in the queue, under mu */
+    int64_t consumed;     /* under mu */
+    int64_t total;
+    _Atomic int64_t interrupted;
+    _Atomic int running;
+    _Atomic int started;
+    struct signaller sig;
+};
+
+/* Cond.Wait: ticket under mu, unlock, wait, relock. false if interrupted
+ * (mu relocked either way, as Python's Cond.wait does). */
+static bool cond_wait(struct cond_stress *s, bool intr)
+{
+    uint32_t t = notify_list_add(&s->nl);
+    goro_mutex_unlock(&s->mu);
+    bool ok = notify_list_wait_ex(&s->nl, t, WAIT_COND, intr);
+    goro_mutex_lock(&s->mu);
+    return ok;
+}
+
+static bool consume_one(struct cond_stress *s, bool intr)
+{
+    goro_mutex_lock(&s->mu);
+    while (s->queued == 0 && s->consumed < s->total) {
+        if (!cond_wait(s, intr))
+            atomic_fetch_add(&s->interrupted, 1);
+    }
+    bool more = s->consumed < s->total;
+    if (more) {
+        s->queued--;
+        s->consumed++;
+        if (s->consumed == s->total)
+            notify_list_notify_all(&s->nl); /* let the other consumers out */
+    }
+    goro_mutex_unlock(&s->mu);
+    return more;
+}
+
+static void cond_consumer_goroutine(void *p)
+{
+    struct cond_stress *s = p;
+    while (consume_one(s, false))
+        ;
+    atomic_fetch_sub(&s->running, 1);
+}
+
+static void *cond_consumer_thread(void *p)
+{
+    struct cond_stress *s = p;
+    target_enter(&s->sig);
+    while (consume_one(s, true))
+        ;
+    target_leave(&s->sig);
+    atomic_fetch_sub(&s->running, 1);
+    return NULL;
+}
+
+int64_t intr_cond_stress(int ngor, int nthreads, int64_t total, int64_t period_ns,
+                         int64_t *interrupted)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct cond_stress *s = calloc(1, sizeof *s);
+    s->total = total;
+    atomic_store(&s->running, ngor + nthreads);
+    signaller_start(&s->sig, period_ns);
+    for (int i = 0; i < ngor; i++)
+        goro_go(cond_consumer_goroutine, s);
+    start_threads(s, nthreads, cond_consumer_thread);
+    for (int64_t i = 0; i < total; i++) {
+        goro_mutex_lock(&s->mu);
+        s->queued++;
+        goro_mutex_unlock(&s->mu);
+        notify_list_notify_one(&s->nl);
+        if ((i & 3) == 0)
+            spin_for(2000);
+    }
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (atomic_load(&s->running) > 0) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: cond consumers stuck (lost notification?) "
+                            "consumed %lld/%lld\n", (long long)s->consumed, (long long)total);
+            abort();
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    signaller_stop(&s->sig);
+    *interrupted = atomic_load(&s->interrupted);
+    CHECK(s->consumed == total, "consumed %lld", (long long)s->consumed);
+    CHECK(notify_list_pending(&s->nl) == 0, "tickets pending %u", notify_list_pending(&s->nl));
+    CHECK(s->nl.head == NULL, "waiters left parked");
+    notify_list_destroy(&s->nl);
+    free(s);
+    return atomic_load(&nerr);
+}
