@@ -406,17 +406,11 @@ static struct notify_abandoned *take_abandoned(struct notify_list *l, uint32_t t
 bool notify_list_wait_ex(struct notify_list *l, uint32_t t, enum wait_reason reason, bool intr)
 {
     struct g *gp = getg();
-    intr = intr && thread_is_interruptible();
-    /* Allocated up front so that withdrawing cannot fail; without it we
-     * just wait uninterruptibly. */
-    struct notify_abandoned *node = intr ? malloc(sizeof *node) : NULL;
-    intr = node != NULL;
     rtlock_lock(&l->lock);
     /* Already notified: between our add and now, a Signal or Broadcast
      * covered our ticket. notify is only written under the lock. */
     if (ticket_less(t, atomic_load_explicit(&l->notify, memory_order_relaxed))) {
         rtlock_unlock(&l->lock);
-        free(node);
         return true;
     }
     struct sudog s;
@@ -428,19 +422,20 @@ bool notify_list_wait_ex(struct notify_list *l, uint32_t t, enum wait_reason rea
     else
         l->tail->next = &s;
     l->tail = &s;
+    intr = intr && thread_is_interruptible();
     gp->thread_interruptible = intr;
     go_park(sema_park_unlock, &l->lock, reason);
     /* Woken: a notifier unlinked s and readied us. */
     if (likely(!intr))
         return true;
     gp->thread_interruptible = false;
-    if (!gp->thread_interrupted) {
-        free(node);
+    if (!gp->thread_interrupted)
         return true;
-    }
     /* Interrupted. Still linked means not notified (notifiers unlink the
-     * sudog of the ticket they notify, under the lock): withdraw, leaving
-     * the ticket abandoned so that its notification goes to the next one. */
+     * sudog of the ticket they notify, under the lock): unlink it. The
+     * ticket stays ours, like one taken and not yet waited for: a notifier
+     * reaching it meanwhile marks it notified, and the caller's next wait
+     * on it (or notify_list_abandon) sees that. */
     rtlock_lock(&l->lock);
     struct sudog *p = NULL, *q = l->head;
     while (q != NULL && q != &s) {
@@ -454,12 +449,10 @@ bool notify_list_wait_ex(struct notify_list *l, uint32_t t, enum wait_reason rea
             l->head = s.next;
         if (l->tail == &s)
             l->tail = p;
-        abandon_locked(l, t, node);
         rtlock_unlock(&l->lock);
         return false;
     }
     rtlock_unlock(&l->lock);
-    free(node);
     go_park_commit_wait(gp); /* notified: the go_ready is on its way */
     return true;
 }
@@ -471,6 +464,7 @@ void notify_list_wait(struct notify_list *l, uint32_t t, enum wait_reason reason
 
 void notify_list_abandon(struct notify_list *l, uint32_t t)
 {
+    /* Allocated before the lock; malloc may take its own locks. */
     struct notify_abandoned *node = malloc(sizeof *node);
     if (node == NULL)
         rt_throw("out of memory abandoning a Cond ticket");

@@ -57,10 +57,11 @@ uint32_t notify_list_add(struct notify_list *l);
 /* Park until ticket t has been notified (returns at once if it has). */
 void notify_list_wait(struct notify_list *l, uint32_t t, enum wait_reason reason);
 /* notify_list_wait that an interruptible thread may leave early (intr):
- * false if a signal came first; the ticket is then abandoned (above), so no
- * notification is lost to it. true once notified. */
+ * false if a signal came first. The ticket is still the caller's, unparked:
+ * it must wait on it again or give it up with notify_list_abandon (so that
+ * a notification reaching it is not lost). true once notified. */
 bool notify_list_wait_ex(struct notify_list *l, uint32_t t, enum wait_reason reason, bool intr);
-/* Give up ticket t without waiting (the Cond's unlock failed). If t was
+/* Give up ticket t (an interrupted waiter, or the Cond's unlock failed). If t was
  * already notified, the notification passes on to the next waiter. */
 void notify_list_abandon(struct notify_list *l, uint32_t t);
 /* Free the abandoned-ticket records (the list's owner is being freed). */

@@ -380,12 +380,21 @@ struct cond_stress {
 };
 
 /* Cond.Wait: ticket under mu, unlock, wait, relock. false if interrupted
- * (mu relocked either way, as Python's Cond.wait does). */
+ * (mu relocked either way, as Python's Cond.wait does). An interrupted wait
+ * alternately goes back to waiting on its ticket and abandons it: both must
+ * keep every notification. */
 static bool cond_wait(struct cond_stress *s, bool intr)
 {
     uint32_t t = notify_list_add(&s->nl);
     goro_mutex_unlock(&s->mu);
-    bool ok = notify_list_wait_ex(&s->nl, t, WAIT_COND, intr);
+    bool ok = true;
+    while (!notify_list_wait_ex(&s->nl, t, WAIT_COND, intr)) {
+        ok = false;
+        if (atomic_fetch_add(&s->interrupted, 1) & 1) {
+            notify_list_abandon(&s->nl, t);
+            break;
+        }
+    }
     goro_mutex_lock(&s->mu);
     return ok;
 }
@@ -394,8 +403,7 @@ static bool consume_one(struct cond_stress *s, bool intr)
 {
     goro_mutex_lock(&s->mu);
     while (s->queued == 0 && s->consumed < s->total) {
-        if (!cond_wait(s, intr))
-            atomic_fetch_add(&s->interrupted, 1);
+        (void)cond_wait(s, intr);
     }
     bool more = s->consumed < s->total;
     if (more) {
