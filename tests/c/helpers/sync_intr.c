@@ -143,6 +143,14 @@ static void critical(struct stress *st)
     atomic_fetch_sub(&st->inside, 1);
 }
 
+/* An interruptible thread runs its iters rounds, and then goes on (up to
+ * 100 times as many) until some interruption has happened, so that the
+ * withdrawal paths are exercised even on a slow (sanitized) run. */
+static bool more_rounds(struct stress *st, int64_t i)
+{
+    return i < st->iters || (atomic_load(&st->interrupted) == 0 && i < 100 * st->iters);
+}
+
 static void mutex_goroutine(void *p)
 {
     struct stress *st = p;
@@ -160,7 +168,7 @@ static void *mutex_intr_thread(void *p)
 {
     struct stress *st = p;
     target_enter(&st->sig);
-    for (int64_t i = 0; i < st->iters; i++) {
+    for (int64_t i = 0; more_rounds(st, i); i++) {
         if (mutex_lock_ex(&st->mu, WAIT_MUTEX, false, true) != GORO_OK) {
             atomic_fetch_add(&st->interrupted, 1);
             continue;
@@ -207,7 +215,7 @@ static void *rw_intr_writer_thread(void *p)
 {
     struct stress *st = p;
     target_enter(&st->sig);
-    for (int64_t i = 0; i < st->iters; i++) {
+    for (int64_t i = 0; more_rounds(st, i); i++) {
         if (rwmutex_lock_ex(&st->rw, false, true) != GORO_OK) {
             atomic_fetch_add(&st->interrupted, 1);
             continue;
