@@ -952,3 +952,19 @@ def test_main_thread_mutex_deadlock_is_reported():
             print("deadlock:", e)
     """)
     assert "deadlock: all goroutines are asleep" in r.stdout, r.stdout + r.stderr
+
+
+def test_main_thread_rlock_deadlock_is_reported():
+    """The main thread's read lock polls (see sync_type.c); it still sees
+    that the writer holding the lock can never release it."""
+    r = run_script("""
+        import pygoro
+        from pygoro.sync import RWMutex
+        rw = RWMutex()
+        rw.lock()
+        try:
+            rw.rlock()
+        except pygoro.DeadlockError as e:
+            print("deadlock:", e)
+    """)
+    assert "deadlock: all goroutines are asleep" in r.stdout, r.stdout + r.stderr

@@ -22,7 +22,8 @@
  * nothing left could ever wake it; otherwise the wait starts again. Read
  * locks of an RWMutex are the exception: a queued reader cannot withdraw
  * exactly (rwmutex.c), so the main thread polls with try_rlock and an
- * interruptible sleep that backs off to RLOCK_POLL_MAX_NS.
+ * interruptible sleep that backs off to RLOCK_POLL_MAX_NS, checking for
+ * deadlock at that rate.
  *
  * Ownership. Go's Mutex, RWMutex and WaitGroup are not owned: any goroutine
  * may unlock. RLock is: its owner is the current goroutine's id, or the OS
@@ -95,8 +96,15 @@ static int lock_rw_read(goro_rwmutex_t *rw)
         bridge_prepare_block();
         if (goro_sleep(ns) == GORO_INTERRUPTED && bridge_handle_interrupt() < 0)
             return -1;
-        if (ns < RLOCK_POLL_MAX_NS)
+        if (ns < RLOCK_POLL_MAX_NS) {
             ns *= 2;
+            continue;
+        }
+        /* Polling at the slowest rate: also check for deadlock, as a
+         * blocked wait does at its idle ticks (the writer is parked for
+         * good and no other thread exists). */
+        if (goro_runtime_idle() && bridge_after_interrupt("an RWMutex") < 0)
+            return -1;
     }
     return 0;
 }
