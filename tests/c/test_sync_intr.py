@@ -9,11 +9,18 @@ lost wakeup; they return the number of violations."""
 import os
 
 import pytest
-from test_sync import procs2  # noqa: F401 (fixture)
 
 SANITIZED = bool(os.environ.get("PYGORO_SANITIZE"))
 SCALE = 10 if SANITIZED else 1
 US = 1000
+
+
+@pytest.fixture
+def procs2(clib):
+    """GOMAXPROCS=2 (the machine's cores) for the test."""
+    old = clib[1].goro_gomaxprocs(2)
+    yield clib
+    clib[1].goro_gomaxprocs(old)
 
 
 @pytest.mark.parametrize("hold_ns", [0, 30 * US], ids=["short", "starving"])
