@@ -63,3 +63,11 @@ def test_cond_wait_interrupted_loses_no_signal(procs2):
     assert lib.intr_cond_stress(3, 3, 20_000 // SCALE, 30 * US, intr) == 0
     print(f"\ninterrupted waits: {intr[0]}")
     assert intr[0] > 0
+
+
+@pytest.mark.parametrize("victim", [0, 1, 2, 3], ids=["head", "second", "middle", "tail"])
+def test_sema_withdraw_from_each_position(clib, victim):
+    """A signalled waiter leaves the queue from any position; the others
+    keep their FIFO order and every release reaches one of them."""
+    ffi, lib = clib
+    assert lib.intr_sema_withdraw(4, victim) == 0

@@ -482,3 +482,116 @@ int64_t intr_cond_stress(int ngor, int nthreads, int64_t total, int64_t period_n
     free(s);
     return atomic_load(&nerr);
 }
+
+/* ---- sema_acquire withdrawal from each queue position, deterministic ----
+ * n interruptible threads queue on one semaphore in order; the one at
+ * position `victim` is signalled and must withdraw (SEMA_WITHDRAWN); the
+ * others, and a newcomer queued after the withdrawal, then get through,
+ * one per release, in FIFO order. */
+
+struct sema_q {
+    _Atomic uint32_t sema;
+    _Atomic int order[9];
+    _Atomic int next;
+    _Atomic int result[9]; /* -1 running, else enum sema_result */
+    pthread_t threads[9];
+};
+
+struct sema_q_arg {
+    struct sema_q *q;
+    int id;
+};
+
+static void *sema_q_thread(void *p)
+{
+    struct sema_q_arg *a = p;
+    goro_thread_set_interruptible(true);
+    enum sema_result r = sema_acquire(&a->q->sema, false, WAIT_SEMACQUIRE, true);
+    goro_thread_set_interruptible(false);
+    if (r == SEMA_ACQUIRED)
+        a->q->order[atomic_fetch_add(&a->q->next, 1)] = a->id;
+    atomic_store(&a->q->result[a->id], (int)r);
+    return NULL;
+}
+
+static void wait_for(bool (*pred)(struct sema_q *, int), struct sema_q *q, int k)
+{
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (!pred(q, k)) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: sema_q stuck\n");
+            abort();
+        }
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static bool queued_is(struct sema_q *q, int k)
+{
+    return sema_nwaiters(&q->sema) == k;
+}
+
+static bool result_set(struct sema_q *q, int id)
+{
+    return atomic_load(&q->result[id]) != -1;
+}
+
+int64_t intr_sema_withdraw(int n, int victim)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    if (n > 8 || victim >= n)
+        return -1;
+    struct sema_q *q = calloc(1, sizeof *q);
+    struct sema_q_arg args[9];
+    for (int i = 0; i < n; i++) {
+        atomic_store(&q->result[i], -1);
+        args[i] = (struct sema_q_arg){q, i};
+        if (pthread_create(&q->threads[i], NULL, sema_q_thread, &args[i]) != 0)
+            abort();
+        wait_for(queued_is, q, i + 1); /* queued in creation order */
+    }
+    /* A signal that lands just before the thread enters its futex wait is
+     * not noticed (thread_park only reacts to EINTR): resend until the
+     * victim has withdrawn. */
+    while (!result_set(q, victim)) {
+        pthread_kill(q->threads[victim], SIGUSR1);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(atomic_load(&q->result[victim]) == SEMA_WITHDRAWN, "victim result %d",
+          atomic_load(&q->result[victim]));
+    CHECK(sema_nwaiters(&q->sema) == n - 1, "queued after withdrawal: %d",
+          sema_nwaiters(&q->sema));
+    /* A newcomer queues at the tail of what is left (a stale tail pointer
+     * left by the withdrawal would lose it). */
+    atomic_store(&q->result[n], -1);
+    args[n] = (struct sema_q_arg){q, n};
+    if (pthread_create(&q->threads[n], NULL, sema_q_thread, &args[n]) != 0)
+        abort();
+    wait_for(queued_is, q, n);
+    for (int i = 0; i < n; i++) {
+        goro_semrelease(&q->sema, false);
+        int64_t deadline = goro_nanotime() + DEADLINE;
+        while (atomic_load(&q->next) < i + 1) {
+            if (goro_nanotime() > deadline) {
+                fprintf(stderr, "sync intr test: release %d lost\n", i);
+                abort();
+            }
+            sched_yield();
+        }
+    }
+    int want = 0;
+    for (int i = 0; i < n; i++, want++) {
+        if (want == victim)
+            want++;
+        CHECK(q->order[i] == want, "position %d: thread %d, want %d", i, q->order[i], want);
+    }
+    for (int i = 0; i <= n; i++)
+        pthread_join(q->threads[i], NULL);
+    CHECK(atomic_load(&q->sema) == 0 && sema_nwaiters(&q->sema) == 0, "sema left %u/%d",
+          atomic_load(&q->sema), sema_nwaiters(&q->sema));
+    free(q);
+    return atomic_load(&nerr);
+}
