@@ -357,6 +357,16 @@ void goro_semrelease(_Atomic uint32_t *addr, bool handoff)
  *
  * wait and notify wrap around; comparisons are done on the difference,
  * correct while fewer than 2^31 waiters are outstanding.
+ *
+ * Giving a ticket up. An interrupted waiter (notify_list_wait_ex) unlinks
+ * its sudog but keeps its ticket: to a notifier it looks like a waiter that
+ * has not parked yet, so a notification meant for it marks it notified and
+ * is seen on the next wait. A waiter that leaves for good (Ctrl-C, or a
+ * Cond whose unlock failed) calls notify_list_abandon: a ticket already
+ * notified passes its notification on (notify_one), a pending one is
+ * recorded as abandoned, and notify_one, reaching an abandoned ticket,
+ * notifies the next one instead. Without that, a Signal could be spent on
+ * a waiter that is gone while a real one sleeps on.
  */
 
 static inline bool ticket_less(uint32_t a, uint32_t b)
