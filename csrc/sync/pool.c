@@ -50,7 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../runtime.h"
+#include "pool.h"
 
 #define CACHE_LINE 64
 #define RING_MIN 8 /* smallest ring; a power of two */
@@ -324,4 +324,47 @@ void goro_pool_free(goro_pool_t *p, void (*release)(void *x, void *arg), void *a
     ring_release(local_take_shared(&p->fallback), release, arg);
     free(p->locals);
     free(p);
+}
+
+/* ---- for the Python bridge (pool.h) ---- */
+
+int pool_visit(goro_pool_t *p, int (*visit)(void *x, void *arg), void *arg)
+{
+    int n = atomic_load_explicit(&p->nlocal, memory_order_relaxed);
+    for (int i = -1; i < n; i++) {
+        struct pool_local *l =
+            i < 0 ? &p->fallback : atomic_load_explicit(&p->locals[i], memory_order_acquire);
+        if (l == NULL)
+            continue;
+        int r;
+        if (l->private != NULL && (r = visit(l->private, arg)) != 0)
+            return r;
+        /* No lock: nobody else uses the pool now (pool.h), and visit is
+         * Python's GC callback, which must not run under a runtime lock. */
+        struct pool_ring *ring = &l->shared;
+        size_t len = ring_len(ring);
+        for (size_t k = 0; k < len; k++)
+            if ((r = visit(ring->buf[(ring->start + k) & (ring->cap - 1)], arg)) != 0)
+                return r;
+    }
+    return 0;
+}
+
+size_t pool_clear(goro_pool_t *p, void (*release)(void *x, void *arg), void *arg)
+{
+    /* Take the private objects first (exclusive access, see pool.h), then
+     * release them with the shared stacks, all outside any lock. */
+    size_t total = 0;
+    int n = atomic_load_explicit(&p->nlocal, memory_order_relaxed);
+    for (int i = 0; i < n; i++) {
+        struct pool_local *l = atomic_load_explicit(&p->locals[i], memory_order_acquire);
+        void *x = l != NULL ? l->private : NULL;
+        if (x == NULL)
+            continue;
+        l->private = NULL;
+        if (release != NULL)
+            release(x, arg);
+        total++;
+    }
+    return total + goro_pool_drain(p, release, arg);
 }
