@@ -1,7 +1,7 @@
 /* Weighted semaphore (golang.org/x/sync/semaphore.Weighted).
  *
- * State, under one rtlock: size, cur (units held), and a FIFO of waiters,
- * each wanting n units. The invariants:
+ * State: size, cur (units held), and a FIFO of waiters under an rtlock,
+ * each wanting n units, counted in nwait. The invariants:
  *
  *   0 <= cur <= size
  *   a waiter is queued only while it cannot be served: either it does not
@@ -12,6 +12,24 @@
  * instead of looking for a smaller one behind it. That is what keeps a
  * large request from being starved by a stream of small ones: once it
  * waits at the head, later requests queue behind it, however small.
+ *
+ * Lock-free fast paths. x/sync takes its mutex on every call; here cur is
+ * an atomic changed only by CAS (or by fetch_sub when giving back units we
+ * hold), and nwait (written under the lock) is read without it:
+ *
+ *   acquire: if nwait == 0, CAS cur -> cur + n while it fits
+ *   release: CAS cur -> cur - n (refused if cur < n); if nwait != 0, take
+ *            the lock and serve the queue
+ *
+ * The release's "CAS cur, then read nwait" against a queuing waiter's
+ * "nwait++, then CAS-take (try once more), else queue" is a store-buffer
+ * pattern (as in sema.c): with seq_cst on all four accesses, either the
+ * waiter sees the released units or the releaser sees nwait > 0 and takes
+ * the lock, which it gets only after the waiter queued and parked. A fast
+ * acquirer that read nwait == 0 just before a waiter queued may still take
+ * units: it arrived first, and its CAS keeps cur <= size. After that no
+ * fast acquirer can pass a queued waiter. So the uncontended acquire and
+ * release are one CAS each (the lock costs two atomic exchanges).
  *
  * A waiter lives on its own stack and is served in one of two ways:
  *
@@ -56,10 +74,10 @@ struct sem_waiter {
 };
 
 struct goro_semaphore {
-    struct rtlock lock;
+    _Atomic int64_t cur;   /* units held; see the top for who changes it */
+    _Atomic int64_t nwait; /* queued waiters: written under lock, read anywhere */
     int64_t size;
-    int64_t cur;
-    int64_t nwaiters;
+    struct rtlock lock;
     struct sem_waiter *head;
     struct sem_waiter *tail;
 };
@@ -97,7 +115,8 @@ static void queue_push(goro_semaphore_t *s, struct sem_waiter *w)
     else
         s->head = w;
     s->tail = w;
-    s->nwaiters++;
+    /* seq_cst: the queuing waiter's store in the pattern at the top */
+    atomic_fetch_add(&s->nwait, 1);
 }
 
 static void queue_remove(goro_semaphore_t *s, struct sem_waiter *w)
@@ -111,7 +130,18 @@ static void queue_remove(goro_semaphore_t *s, struct sem_waiter *w)
     else
         s->tail = w->prev;
     w->next = w->prev = NULL;
-    s->nwaiters--;
+    atomic_fetch_sub(&s->nwait, 1);
+}
+
+/* Add n to cur if it fits: the only way units are taken. */
+static bool take_units(goro_semaphore_t *s, int64_t n)
+{
+    int64_t c = atomic_load(&s->cur);
+    while (s->size - c >= n) {
+        if (atomic_compare_exchange_weak(&s->cur, &c, c + n))
+            return true;
+    }
+    return false;
 }
 
 /* Serve waiters in order while the head fits. Select-mode waiters are
@@ -122,8 +152,7 @@ static struct sem_waiter *notify_waiters(goro_semaphore_t *s)
 {
     struct sem_waiter *wake = NULL, **tailp = &wake;
     struct sem_waiter *w;
-    while ((w = s->head) != NULL && s->size - s->cur >= w->n) {
-        s->cur += w->n;
+    while ((w = s->head) != NULL && take_units(s, w->n)) {
         queue_remove(s, w);
         w->granted = true;
         if (w->ready != NULL) {
@@ -151,23 +180,34 @@ static void wake_all(struct sem_waiter *w)
 
 /* ---- acquire / release ---- */
 
-/* Take n units if they fit and nobody is queued. Lock held. */
+/* Take n units if they fit and nobody is queued; with or without the lock
+ * (with it, nwait is exact). */
 static bool try_take(goro_semaphore_t *s, int64_t n)
 {
-    if (s->head != NULL || s->size - s->cur < n)
-        return false;
-    s->cur += n;
-    return true;
+    /* seq_cst load: a fast acquirer must not see a stale 0 after a waiter
+     * queued and a release already looked (see the top) */
+    return atomic_load(&s->nwait) == 0 && take_units(s, n);
+}
+
+/* A waiter about to queue, lock held: count ourselves in first (the
+ * store), then try once more (the load); see the top. On success we were
+ * never queued. */
+static bool try_take_queuing(goro_semaphore_t *s, struct sem_waiter *w)
+{
+    bool first = s->head == NULL;
+    queue_push(s, w);
+    if (first && take_units(s, w->n)) {
+        queue_remove(s, w);
+        return true;
+    }
+    return false;
 }
 
 int goro_semaphore_try_acquire(goro_semaphore_t *s, int64_t n)
 {
     if (n < 1 || n > s->size)
         return GORO_EINVAL;
-    rtlock_lock(&s->lock);
-    bool ok = try_take(s, n);
-    rtlock_unlock(&s->lock);
-    return ok ? GORO_OK : GORO_WOULDBLOCK;
+    return try_take(s, n) ? GORO_OK : GORO_WOULDBLOCK;
 }
 
 static bool sem_park_unlock(struct g *gp, void *arg)
@@ -181,13 +221,14 @@ int goro_semaphore_acquire(goro_semaphore_t *s, int64_t n)
 {
     if (n < 1 || n > s->size)
         return GORO_EINVAL;
+    if (try_take(s, n))
+        return GORO_OK;
+    struct sem_waiter w = {.n = n, .g = getg()};
     rtlock_lock(&s->lock);
-    if (try_take(s, n)) {
+    if (try_take_queuing(s, &w)) {
         rtlock_unlock(&s->lock);
         return GORO_OK;
     }
-    struct sem_waiter w = {.n = n, .g = getg()};
-    queue_push(s, &w);
     go_park(sem_park_unlock, &s->lock, WAIT_SEMACQUIRE);
     /* Readied only by notify_waiters, after it marked us granted and took
      * our units; go_ready's release pairs with the wakeup's acquire. */
@@ -212,7 +253,7 @@ int goro_semaphore_acquire_select(goro_semaphore_t *s, int64_t n, goro_chan_t *c
      * free (x/sync: ctx being done "happened before" the acquire). */
     if (cancel_ready(cancel, cancel_elem))
         return GORO_CANCELED;
-    if (goro_semaphore_try_acquire(s, n) == GORO_OK)
+    if (try_take(s, n))
         return GORO_OK;
     if (timeout_ns == 0)
         return GORO_TIMEOUT;
@@ -223,12 +264,11 @@ int goro_semaphore_acquire_select(goro_semaphore_t *s, int64_t n, goro_chan_t *c
     if (w.ready == NULL)
         return GORO_ENOMEM;
     rtlock_lock(&s->lock);
-    if (try_take(s, n)) {
+    if (try_take_queuing(s, &w)) {
         rtlock_unlock(&s->lock);
         goro_chan_free(w.ready);
         return GORO_OK;
     }
-    queue_push(s, &w);
     rtlock_unlock(&s->lock);
 
     goro_select_case cs[2] = {
@@ -244,13 +284,13 @@ int goro_semaphore_acquire_select(goro_semaphore_t *s, int64_t n, goro_chan_t *c
     bool granted = w.granted;
     if (r != 0) {
         if (granted) {
-            s->cur -= n; /* give the units back */
+            atomic_fetch_sub(&s->cur, n); /* give the units back */
             wake = notify_waiters(s);
         } else {
             bool was_head = s->head == &w;
             queue_remove(s, &w);
-            if (was_head && s->size > s->cur)
-                wake = notify_waiters(s);
+            if (was_head)
+                wake = notify_waiters(s); /* serves nobody unless units are free */
         }
     }
     rtlock_unlock(&s->lock);
@@ -271,12 +311,15 @@ int goro_semaphore_release(goro_semaphore_t *s, int64_t n)
 {
     if (n < 1)
         return GORO_EINVAL;
+    int64_t c = atomic_load(&s->cur);
+    do {
+        if (c < n)
+            return GORO_EMISUSE;
+    } while (!atomic_compare_exchange_weak(&s->cur, &c, c - n));
+    /* After the CAS (seq_cst): the releaser's load in the pattern at the top. */
+    if (atomic_load(&s->nwait) == 0)
+        return GORO_OK;
     rtlock_lock(&s->lock);
-    if (n > s->cur) {
-        rtlock_unlock(&s->lock);
-        return GORO_EMISUSE;
-    }
-    s->cur -= n;
     struct sem_waiter *wake = notify_waiters(s);
     rtlock_unlock(&s->lock);
     wake_all(wake);
@@ -290,16 +333,10 @@ int64_t goro_semaphore_size(goro_semaphore_t *s)
 
 int64_t goro_semaphore_held(goro_semaphore_t *s)
 {
-    rtlock_lock(&s->lock);
-    int64_t v = s->cur;
-    rtlock_unlock(&s->lock);
-    return v;
+    return atomic_load(&s->cur);
 }
 
 int64_t goro_semaphore_waiters(goro_semaphore_t *s)
 {
-    rtlock_lock(&s->lock);
-    int64_t v = s->nwaiters;
-    rtlock_unlock(&s->lock);
-    return v;
+    return atomic_load(&s->nwait);
 }
