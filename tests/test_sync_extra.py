@@ -371,6 +371,40 @@ def test_semaphore_done_ctx_fails_even_with_free_units():
     s.release(3)
 
 
+class ChanCtx:
+    """A minimal context: any object with done() (a channel) and err()."""
+
+    def __init__(self, done) -> None:
+        self._done = done
+
+    def done(self):
+        return self._done
+
+    def err(self):
+        return context.Canceled("custom context done")
+
+
+def test_semaphore_custom_ctx_and_bad_done():
+    s = Semaphore(1)
+    s.acquire()
+    c = chan(1)
+    token = object()
+    base = sys.getrefcount(token)
+    c.send(token)  # a value on the done channel ends the wait, and is consumed
+    with pytest.raises(context.Canceled, match="custom context done"):
+        s.acquire(ChanCtx(c))
+    assert sys.getrefcount(token) == base and len(c) == 0
+    threading.Timer(0.02, c.close).start()
+    with pytest.raises(context.Canceled):
+        s.acquire(ChanCtx(c.recv_only()))  # a RecvChan view, closed while we wait
+    with pytest.raises(context.Canceled):
+        s.acquire(ChanCtx(pygoro.time.after(0.02)))  # a timer's channel fires
+    with pytest.raises(TypeError, match="expected a channel"):
+        s.acquire(ChanCtx(5))
+    assert s.held == 1 and s.waiters == 0
+    s.release()
+
+
 def test_semaphore_withdrawn_head_wakes_waiters_behind():
     """x/sync's fix: the big waiter at the head gives up, and the small one
     behind it, which fits, is served without another release."""
