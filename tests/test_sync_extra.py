@@ -273,6 +273,8 @@ def test_semaphore_misuse():
         s.acquire(n="1")
     with pytest.raises(AttributeError):
         s.acquire(object())  # not a context
+    with pytest.raises(TypeError, match="pass the weight as n="):
+        s.acquire(2)
     with pytest.raises(RuntimeError):
         s.release()
     assert s.held == 0 and s.waiters == 0

@@ -266,6 +266,11 @@ static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *args, PyObje
     PyObject *done = NULL; /* holds the done channel alive while we wait on it */
     goro_chan_t *cancel = NULL;
     int kind = BRIDGE_CHAN_OBJECT;
+    if (PyLong_Check(ctx)) { /* sem.acquire(3): a weight where the context goes */
+        PyErr_SetString(PyExc_TypeError, "Semaphore.acquire(ctx=None, n=1): the first argument "
+                                         "is a context; pass the weight as n=...");
+        return NULL;
+    }
     if (ctx != Py_None) {
         done = PyObject_CallMethod(ctx, "done", NULL);
         if (done == NULL)
