@@ -91,31 +91,25 @@ def test_py_list_free_list_peer(per_op):
     per_op(lambda: _timed(loop, n), n)
 
 
-@pytest.mark.parametrize("where", ["main-thread", "goroutine"])
-def test_py_semaphore_acquire_release(per_op, where):
-    s = Semaphore(4)
-
+def _acquire_release(s):
     def loop(n):
         acquire, release = s.acquire, s.release
         for _ in range(n):
             acquire()
             release()
 
+    return loop
+
+
+@pytest.mark.parametrize("where", ["main-thread", "goroutine"])
+def test_py_semaphore_acquire_release(per_op, where):
     n = 500_000
-    per_op(lambda: _timed(loop, n, where == "goroutine"), n)
+    per_op(lambda: _timed(_acquire_release(Semaphore(4)), n, where == "goroutine"), n)
 
 
 def test_py_threading_semaphore_peer(per_op):
-    s = threading.Semaphore(4)
-
-    def loop(n):
-        acquire, release = s.acquire, s.release
-        for _ in range(n):
-            acquire()
-            release()
-
     n = 500_000
-    per_op(lambda: _timed(loop, n), n)
+    per_op(lambda: _timed(_acquire_release(threading.Semaphore(4)), n), n)
 
 
 def test_py_int64_add(per_op):

@@ -74,6 +74,16 @@ class Workers:
                 raise e
 
 
+def run_mixed(fn, ngor: int, nthreads: int) -> None:
+    """fn(i) in ngor goroutines (i < ngor) and nthreads threads; wait for all."""
+    w = Workers()
+    for i in range(ngor):
+        w.go(fn, i)
+    for i in range(ngor, ngor + nthreads):
+        w.thread(fn, i)
+    w.join()
+
+
 def wait_until(cond, what, timeout=30.0):
     end = time.monotonic() + timeout
     while not cond():
@@ -214,12 +224,7 @@ def test_pool_concurrent_goroutines_and_threads_never_share_an_object():
                 o.lock.release()
                 p.put(o)
 
-    w = Workers()
-    for i in range(8):
-        w.go(worker, i)
-    for i in range(3):
-        w.thread(worker, 100 + i)
-    w.join()
+    run_mixed(worker, 8, 3)
     assert uses.load() >= 11 * 2000
     assert len(made) <= 11 * 3  # reuse: never more than could be held at once
     # Every object made is back in the pool, once: clear() finds them all,
@@ -470,12 +475,7 @@ def test_semaphore_stress_goroutines_threads_and_timeouts():
             inside.add(-n)
             s.release(n)
 
-    w = Workers()
-    for i in range(8):
-        w.go(worker, i)
-    for i in range(2):
-        w.thread(worker, 100 + i)
-    w.join()
+    run_mixed(worker, 8, 2)
     assert over.load() == 0
     assert counts["ok"].load() > 0
     assert s.held == 0 and s.waiters == 0
@@ -602,22 +602,17 @@ def test_int64_contention_goroutines_and_threads():
     added = Int64()
     cased = Int64()
 
-    def worker():
-        for _ in range(n):
+    def worker(_id):
+        for i in range(n):
             added.add(1)
             while True:  # a CAS loop, as Go code would write it
                 v = cased.load()
                 if cased.compare_and_swap(v, v + 3):
                     break
-            if _ % 256 == 0:
+            if i % 256 == 0:
                 pygoro.runtime.gosched()
 
-    w = Workers()
-    for _ in range(8):
-        w.go(worker)
-    for _ in range(3):
-        w.thread(worker)
-    w.join()
+    run_mixed(worker, 8, 3)
     assert added.load() == 11 * n
     assert cased.load() == 3 * 11 * n
 
@@ -717,12 +712,7 @@ def test_value_swap_hands_every_object_out_once():
         got = [token.swap((k, i)) for i in range(1000)]
         out.send(got)
 
-    w = Workers()
-    for k in range(6):
-        w.go(worker, k)
-    for k in range(6, 8):
-        w.thread(worker, k)
-    w.join()
+    run_mixed(worker, 6, 2)
     seen = [x for _ in range(8) for x in out.recv()] + [token.load()]
     assert len(seen) == len(set(seen)) == 8 * 1000 + 1
     assert ("start",) in seen
