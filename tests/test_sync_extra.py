@@ -280,6 +280,12 @@ def test_semaphore_misuse():
         s.acquire(object())  # not a context
     with pytest.raises(TypeError, match="pass the weight as n="):
         s.acquire(2)
+    with pytest.raises(TypeError, match="at most 2 arguments"):
+        s.acquire(None, 1, 2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'x'"):
+        s.acquire(x=1)
+    with pytest.raises(TypeError, match="multiple values for argument 'n'"):
+        s.release(1, n=1)
     with pytest.raises(RuntimeError):
         s.release()
     assert s.held == 0 and s.waiters == 0

@@ -218,6 +218,41 @@ static void Semaphore_dealloc(SemaphoreObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Vectorcall arguments into out[0..nnames) by position or keyword; an
+ * absent one stays NULL. PyArg_ParseTupleAndKeywords would build an args
+ * tuple per call, which costs more than the semaphore operation itself. */
+static int parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames, const char *const *names, int nnames, PyObject **out)
+{
+    if (nargs > nnames) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments (%zd given)", fname, nnames,
+                     nargs);
+        return -1;
+    }
+    for (int i = 0; i < nnames; i++)
+        out[i] = i < nargs ? args[i] : NULL;
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int j = 0;
+        while (j < nnames && PyUnicode_CompareWithASCIIString(key, names[j]) != 0)
+            j++;
+        if (j == nnames) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, key);
+            return -1;
+        }
+        if (out[j] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname,
+                         names[j]);
+            return -1;
+        }
+        out[j] = args[nargs + k];
+    }
+    return 0;
+}
+
+static const char *const kw_n[] = {"n"};
+
 /* The weight argument: 1 if absent; ValueError unless 1 <= n <= size. */
 static int sem_weight(SemaphoreObject *self, PyObject *o, const char *what, int64_t *n)
 {
@@ -255,14 +290,16 @@ static void raise_ctx_err(PyObject *ctx)
     Py_DECREF(err);
 }
 
-static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *args, PyObject *kwds)
+static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *const *args,
+                                   Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"ctx", "n", NULL};
-    PyObject *ctx = Py_None, *nobj = NULL;
+    static const char *const names[] = {"ctx", "n"};
+    PyObject *a[2];
     int64_t n;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:acquire", kwlist, &ctx, &nobj) ||
-        sem_weight(self, nobj, "acquire", &n) < 0)
+    if (parse_args("acquire", args, nargs, kwnames, names, 2, a) < 0 ||
+        sem_weight(self, a[1], "acquire", &n) < 0)
         return NULL;
+    PyObject *ctx = a[0] != NULL ? a[0] : Py_None;
     PyObject *done = NULL; /* holds the done channel alive while we wait on it */
     goro_chan_t *cancel = NULL;
     int kind = BRIDGE_CHAN_OBJECT;
@@ -319,12 +356,12 @@ static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *args, PyObje
     }
 }
 
-static PyObject *Semaphore_try_acquire(SemaphoreObject *self, PyObject *args, PyObject *kwds)
+static PyObject *Semaphore_try_acquire(SemaphoreObject *self, PyObject *const *args,
+                                       Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"n", NULL};
-    PyObject *nobj = NULL;
+    PyObject *nobj;
     int64_t n;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:try_acquire", kwlist, &nobj) ||
+    if (parse_args("try_acquire", args, nargs, kwnames, kw_n, 1, &nobj) < 0 ||
         sem_weight(self, nobj, "try_acquire", &n) < 0)
         return NULL;
     return PyBool_FromLong(goro_semaphore_try_acquire(self->sem, n) == GORO_OK);
@@ -341,12 +378,12 @@ static PyObject *sem_release(SemaphoreObject *self, int64_t n)
     Py_RETURN_NONE;
 }
 
-static PyObject *Semaphore_release(SemaphoreObject *self, PyObject *args, PyObject *kwds)
+static PyObject *Semaphore_release(SemaphoreObject *self, PyObject *const *args,
+                                   Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"n", NULL};
-    PyObject *nobj = NULL;
+    PyObject *nobj;
     int64_t n;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:release", kwlist, &nobj) ||
+    if (parse_args("release", args, nargs, kwnames, kw_n, 1, &nobj) < 0 ||
         sem_weight(self, nobj, "release", &n) < 0)
         return NULL;
     return sem_release(self, n);
@@ -355,11 +392,7 @@ static PyObject *Semaphore_release(SemaphoreObject *self, PyObject *args, PyObje
 static PyObject *Semaphore_enter(SemaphoreObject *self, PyObject *unused)
 {
     (void)unused;
-    PyObject *empty = PyTuple_New(0);
-    if (empty == NULL)
-        return NULL;
-    PyObject *r = Semaphore_acquire(self, empty, NULL);
-    Py_DECREF(empty);
+    PyObject *r = Semaphore_acquire(self, NULL, 0, NULL);
     if (r == NULL)
         return NULL;
     Py_DECREF(r);
@@ -398,16 +431,16 @@ static PyObject *Semaphore_repr(SemaphoreObject *self)
 }
 
 static PyMethodDef Semaphore_methods[] = {
-    {"acquire", (PyCFunction)(void (*)(void))Semaphore_acquire, METH_VARARGS | METH_KEYWORDS,
+    {"acquire", (PyCFunction)(void (*)(void))Semaphore_acquire, METH_FASTCALL | METH_KEYWORDS,
      "acquire(ctx=None, n=1) -> None\n\nBlock until n units are acquired. Waiters are served in "
      "arrival order, so a large request is not starved by small ones. With a context, raise "
      "ctx.err() (Canceled or DeadlineExceeded) if it is done first - including before the call - "
      "holding nothing. ValueError unless 1 <= n <= size."},
     {"try_acquire", (PyCFunction)(void (*)(void))Semaphore_try_acquire,
-     METH_VARARGS | METH_KEYWORDS,
+     METH_FASTCALL | METH_KEYWORDS,
      "try_acquire(n=1) -> bool\n\nAcquire n units if they are free and nobody is waiting; never "
      "blocks."},
-    {"release", (PyCFunction)(void (*)(void))Semaphore_release, METH_VARARGS | METH_KEYWORDS,
+    {"release", (PyCFunction)(void (*)(void))Semaphore_release, METH_FASTCALL | METH_KEYWORDS,
      "release(n=1) -> None\n\nGive back n units, serving waiters that now fit. RuntimeError if "
      "fewer than n are held (nothing changes)."},
     {"__enter__", (PyCFunction)Semaphore_enter, METH_NOARGS, "acquire(n=1)"},
