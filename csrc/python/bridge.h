@@ -17,6 +17,11 @@ struct pyg {
     PyObject *name;    /* str: fn's qualified name, for dumps */
     PyThreadState *tstate;
     size_t stack_size;
+    /* where go() was called, for dumps (python/dump.c): the caller's code
+     * object (or NULL), instruction offset, and OS thread */
+    PyObject *spawn_code;
+    int spawn_lasti;
+    unsigned long spawn_thread;
 };
 
 /* goroutine.c */
@@ -34,6 +39,17 @@ void bridge_after_fork_child(void);
 void bridge_before_fork(void);
 void bridge_after_fork_parent(void);
 size_t bridge_stack_size(size_t set);
+/* The Python goroutine state of a G from a dump snapshot, or NULL if the G
+ * is not a Python goroutine or has finished with it. Only meaningful while
+ * the caller holds the GIL (see python/dump.c). */
+struct pyg *bridge_pyg_of(const struct g_info *gi);
+/* dump.c: pygoro._core._goroutines(); and the dump text (new reference, or
+ * NULL with an exception) that DeadlockError carries */
+int bridge_dump_init(PyObject *module);
+PyObject *bridge_dump_text(void);
+/* Raise DeadlockError(msg) carrying the goroutine dump: as its `goroutines`
+ * attribute and as a note (add_note) that tracebacks print. */
+void bridge_raise_deadlock(const char *msg);
 /* chan_type.c: pygoro.Chan, select, ClosedChannelError, DeadlockError */
 int bridge_chan_init(PyObject *module);
 extern PyObject *bridge_closed_channel_error;

@@ -69,9 +69,9 @@ static int after_interrupt(void)
         if (count == -1 && PyErr_Occurred())
             return -1;
         if (count <= 1 && goro_runtime_idle()) {
-            PyErr_SetString(bridge_deadlock_error,
-                            "all goroutines are asleep - deadlock! (the main thread is blocked "
-                            "on a channel, and no goroutine, timer or other thread can wake it)");
+            bridge_raise_deadlock(
+                "all goroutines are asleep - deadlock! (the main thread is blocked "
+                "on a channel, and no goroutine, timer or other thread can wake it)");
             return -1;
         }
     }

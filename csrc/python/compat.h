@@ -41,4 +41,9 @@ PyObject *compat_fetch_exception(void);
 /* The calling thread's attached tstate, or NULL; never fails. */
 PyThreadState *compat_current_tstate(void);
 
+/* The code object (new reference) and instruction offset (in code units)
+ * of the innermost Python frame running in the calling thread, or NULL (no
+ * exception set) when none is. Cheap: no frame object is created. */
+PyObject *compat_caller_code(int *lasti);
+
 #endif

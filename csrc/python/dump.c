@@ -1,0 +1,194 @@
+/* pygoro._core._goroutines(): the runtime's goroutine snapshot
+ * (sched/dump.c) plus, for each Python goroutine, its frames and where go()
+ * was called. pygoro.runtime.goroutines() / stack() format it.
+ *
+ * Reading another goroutine's frames. A Python goroutine's frame chain hangs
+ * off its PyThreadState and changes only while that tstate executes Python,
+ * which on a GIL build requires holding the GIL. We hold the GIL from before
+ * the snapshot until every frame has been read, so during the walk each
+ * Python goroutine is, wherever it is,
+ *   - parked or runnable: detached; resuming it means g_attach ->
+ *     PyEval_RestoreThread, which waits for the GIL we hold;
+ *   - running in a call that released the GIL (time.sleep, socket.recv):
+ *     it must re-take the GIL before it returns into Python;
+ *   - finishing: py_goroutine_main clears gp->arg and frees its state in one
+ *     GIL-holding stretch, so a snapshot taken under the GIL either sees the
+ *     state alive (and it stays alive until we let go of the GIL) or sees
+ *     arg == NULL and leaves it alone.
+ * That is the whole locking argument, and it holds only while we keep the
+ * GIL: nothing between the snapshot and the end of the walk may run Python
+ * code (which can drop the GIL at the eval loop's switch interval). So the
+ * walk only allocates - frame objects, tuples, ints, strings - with the
+ * cyclic GC disabled (a collection could run __del__ methods), and never
+ * drops a last reference to an object it did not create. Formatting (which
+ * runs linecache, __qualname__ lookups, ...) happens afterwards, in Python,
+ * on the frame objects and code objects collected here: those stay valid
+ * whatever the goroutines do next.
+ *
+ * Free-threaded builds have no GIL to stop a goroutine from resuming mid-walk:
+ * there only the calling goroutine's own frames are collected.
+ */
+#include "bridge.h"
+#include "compat.h"
+
+#include <stdlib.h>
+
+/* [(code, lineno), ...] outermost first; NULL with an exception set. */
+static PyObject *frames_of(PyThreadState *ts)
+{
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    PyFrameObject *f = PyThreadState_GetFrame(ts);
+    while (f != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        PyObject *item = Py_BuildValue("(Ni)", (PyObject *)code, PyFrame_GetLineNumber(f));
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(f); /* still referenced by its running frame: not the last */
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    if (PyList_Reverse(out) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* One goroutine as a tuple (see pygoro/runtime.py, _from_core):
+ * (goid, parent_goid, state, waited seconds | None, is_python, current,
+ *  fn | None, label | None, entry | None, frames | None,
+ *  (spawn code, spawn line) | None, spawn thread ident | None) */
+static PyObject *info_tuple(const struct g_info *gi)
+{
+    struct pyg *p = bridge_pyg_of(gi);
+    PyObject *waited = gi->waited_ns >= 0 ? PyFloat_FromDouble((double)gi->waited_ns / 1e9)
+                                          : Py_NewRef(Py_None);
+    PyObject *fn = Py_None, *entry = NULL, *frames = NULL, *spawn = NULL, *thread = NULL;
+    if (waited == NULL)
+        return NULL;
+    if (p != NULL) {
+        if (p->fn != NULL)
+            fn = p->fn;
+        entry = Py_NewRef(Py_None);
+        if (p->spawn_code != NULL)
+            spawn = Py_BuildValue(
+                "(Oi)", p->spawn_code,
+                PyCode_Addr2Line((PyCodeObject *)p->spawn_code,
+                                 p->spawn_lasti * (int)sizeof(_Py_CODEUNIT)));
+        else
+            spawn = Py_NewRef(Py_None);
+        thread = gi->parent_goid == 0 ? PyLong_FromUnsignedLong(p->spawn_thread)
+                                      : Py_NewRef(Py_None);
+        bool readable = gi->py != NULL;
+#ifdef Py_GIL_DISABLED
+        readable = readable && gi->current;
+#endif
+        /* started: its tstate is set and attached at least once */
+        frames = readable && p->tstate != NULL ? frames_of(p->tstate) : Py_NewRef(Py_None);
+    } else {
+        char sym[256];
+        entry = gi->entry != NULL
+                    ? PyUnicode_FromString(dump_symbolize((const void *)gi->entry, sym, sizeof sym))
+                    : Py_NewRef(Py_None);
+        frames = Py_NewRef(Py_None);
+        spawn = Py_NewRef(Py_None);
+        thread = Py_NewRef(Py_None);
+    }
+    PyObject *label = gi->label != NULL ? PyUnicode_FromString(gi->label) : Py_NewRef(Py_None);
+    PyObject *r = NULL;
+    if (entry != NULL && frames != NULL && spawn != NULL && thread != NULL && label != NULL)
+        r = Py_BuildValue("(KKsOOOOOOOOO)", (unsigned long long)gi->goid,
+                          (unsigned long long)gi->parent_goid, dump_state_string(gi), waited,
+                          p != NULL ? Py_True : Py_False, gi->current ? Py_True : Py_False, fn,
+                          label, entry, frames, spawn, thread);
+    /* all of these are ours (new objects or extra references): none is a
+     * last reference to something a destructor could run Python for */
+    Py_DECREF(waited);
+    Py_XDECREF(entry);
+    Py_XDECREF(frames);
+    Py_XDECREF(spawn);
+    Py_XDECREF(thread);
+    Py_XDECREF(label);
+    return r;
+}
+
+static PyObject *core_goroutines(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    size_t n = 0;
+    /* With the GIL held (see the top of the file) */
+    struct g_info *gs = dump_snapshot(&n);
+    if (gs == NULL)
+        return PyErr_NoMemory();
+    int gc_was_enabled = PyGC_Disable();
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        PyObject *t = info_tuple(&gs[i]);
+        if (t == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, t);
+    }
+    if (gc_was_enabled)
+        PyGC_Enable();
+    free(gs);
+    return out;
+}
+
+PyObject *bridge_dump_text(void)
+{
+    PyObject *mod = PyImport_ImportModule("pygoro.runtime");
+    if (mod == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallMethod(mod, "stack", NULL);
+    Py_DECREF(mod);
+    return r;
+}
+
+void bridge_raise_deadlock(const char *msg)
+{
+    PyObject *exc = PyObject_CallFunction(bridge_deadlock_error, "s", msg);
+    if (exc == NULL)
+        return;
+    /* The dump is a debugging aid: if it fails, raise the error without it. */
+    PyObject *dump = bridge_dump_text();
+    if (dump != NULL && PyUnicode_Check(dump)) {
+        PyObject *note = PyUnicode_FromFormat("goroutines at the deadlock:\n%U", dump);
+        if (note == NULL || PyObject_SetAttrString(exc, "goroutines", dump) < 0) {
+            PyErr_Clear();
+        } else {
+            PyObject *r = PyObject_CallMethod(exc, "add_note", "O", note);
+            if (r == NULL)
+                PyErr_Clear();
+            Py_XDECREF(r);
+        }
+        Py_XDECREF(note);
+    } else {
+        PyErr_Clear();
+    }
+    Py_XDECREF(dump);
+    PyErr_SetObject(bridge_deadlock_error, exc);
+    Py_DECREF(exc);
+}
+
+static PyMethodDef dump_methods[] = {
+    {"_goroutines", core_goroutines, METH_NOARGS,
+     "_goroutines() -> list of tuples: every live goroutine (pygoro.runtime.goroutines)."},
+    {NULL, NULL, 0, NULL},
+};
+
+int bridge_dump_init(PyObject *module)
+{
+    /* DeadlockError().goroutines: None unless raised by the runtime */
+    if (PyObject_SetAttrString(bridge_deadlock_error, "goroutines", Py_None) < 0)
+        return -1;
+    return PyModule_AddFunctions(module, dump_methods);
+}
