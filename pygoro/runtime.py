@@ -198,8 +198,11 @@ def _summary(code: CodeType, lineno: int | None) -> traceback.FrameSummary:
 _HERE = __file__
 
 
-def goroutines() -> list[Goroutine]:
+def goroutines(frames: bool = True) -> list[Goroutine]:
     """Every live goroutine, the caller's first, then by id.
+
+    frames=False skips reading Python frames (Goroutine.frames is None):
+    cheaper when only ids and states are wanted.
 
     A snapshot taken without stopping anything: each goroutine is shown in a
     state it really was in, not necessarily all at the same instant. The
@@ -209,7 +212,7 @@ def goroutines() -> list[Goroutine]:
     threads = {t.ident: t.name for t in threading.enumerate()}
     out = []
     for (gid, parent, state, waited, is_py, current, fn, label, entry, frames, spawn,
-         thread) in _core._goroutines():
+         thread) in _core._goroutines(frames):
         summary = None
         if frames is not None:
             fs = [_summary(code, line) for code, line in frames]

@@ -18,9 +18,9 @@ struct pyg {
     PyThreadState *tstate;
     size_t stack_size;
     /* where go() was called, for dumps (python/dump.c): the caller's code
-     * object (or NULL), instruction offset, and OS thread */
+     * object (or NULL), instruction offset in bytes, and OS thread */
     PyObject *spawn_code;
-    int spawn_lasti;
+    int spawn_offset;
     unsigned long spawn_thread;
 };
 

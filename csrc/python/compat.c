@@ -150,7 +150,7 @@ PyObject *compat_fetch_exception(void)
  * The line number is computed only when a dump prints it. */
 #include "internal/pycore_frame.h"
 
-PyObject *compat_caller_code(int *lasti)
+PyObject *compat_caller_code(int *offset)
 {
     PyThreadState *tstate = compat_current_tstate();
     if (tstate == NULL)
@@ -165,7 +165,7 @@ PyObject *compat_caller_code(int *lasti)
         f = f->previous;
     if (f == NULL)
         return NULL;
-    *lasti = _PyInterpreterFrame_LASTI(f);
+    *offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
 #if PY_VERSION_HEX >= 0x030D0000
     return Py_NewRef((PyObject *)_PyFrame_GetCode(f));
 #else

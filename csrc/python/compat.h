@@ -41,9 +41,10 @@ PyObject *compat_fetch_exception(void);
 /* The calling thread's attached tstate, or NULL; never fails. */
 PyThreadState *compat_current_tstate(void);
 
-/* The code object (new reference) and instruction offset (in code units)
- * of the innermost Python frame running in the calling thread, or NULL (no
- * exception set) when none is. Cheap: no frame object is created. */
-PyObject *compat_caller_code(int *lasti);
+/* The code object (new reference) of the innermost Python frame running in
+ * the calling thread and its current instruction's offset in bytes (what
+ * PyCode_Addr2Line takes), or NULL (no exception set) when none is. Cheap:
+ * no frame object is created. */
+PyObject *compat_caller_code(int *offset);
 
 #endif

@@ -65,7 +65,7 @@ static PyObject *frames_of(PyThreadState *ts)
  * (goid, parent_goid, state, waited seconds | None, is_python, current,
  *  fn | None, label | None, entry | None, frames | None,
  *  (spawn code, spawn line) | None, spawn thread ident | None) */
-static PyObject *info_tuple(const struct g_info *gi)
+static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
 {
     struct pyg *p = bridge_pyg_of(gi);
     PyObject *waited = gi->waited_ns >= 0 ? PyFloat_FromDouble((double)gi->waited_ns / 1e9)
@@ -80,13 +80,12 @@ static PyObject *info_tuple(const struct g_info *gi)
         if (p->spawn_code != NULL)
             spawn = Py_BuildValue(
                 "(Oi)", p->spawn_code,
-                PyCode_Addr2Line((PyCodeObject *)p->spawn_code,
-                                 p->spawn_lasti * (int)sizeof(_Py_CODEUNIT)));
+                PyCode_Addr2Line((PyCodeObject *)p->spawn_code, p->spawn_offset));
         else
             spawn = Py_NewRef(Py_None);
         thread = gi->parent_goid == 0 ? PyLong_FromUnsignedLong(p->spawn_thread)
                                       : Py_NewRef(Py_None);
-        bool readable = gi->py != NULL;
+        bool readable = with_frames && gi->py != NULL;
 #ifdef Py_GIL_DISABLED
         readable = readable && gi->current;
 #endif
@@ -119,10 +118,16 @@ static PyObject *info_tuple(const struct g_info *gi)
     return r;
 }
 
-static PyObject *core_goroutines(PyObject *self, PyObject *unused)
+static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    (void)unused;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "_goroutines(frames=True) takes at most one argument");
+        return NULL;
+    }
+    int with_frames = nargs == 0 ? 1 : PyObject_IsTrue(args[0]);
+    if (with_frames < 0)
+        return NULL;
     size_t n = 0;
     /* With the GIL held (see the top of the file) */
     struct g_info *gs = dump_snapshot(&n);
@@ -131,7 +136,7 @@ static PyObject *core_goroutines(PyObject *self, PyObject *unused)
     int gc_was_enabled = PyGC_Disable();
     PyObject *out = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; out != NULL && i < n; i++) {
-        PyObject *t = info_tuple(&gs[i]);
+        PyObject *t = info_tuple(&gs[i], with_frames);
         if (t == NULL)
             Py_CLEAR(out);
         else
@@ -180,8 +185,9 @@ void bridge_raise_deadlock(const char *msg)
 }
 
 static PyMethodDef dump_methods[] = {
-    {"_goroutines", core_goroutines, METH_NOARGS,
-     "_goroutines() -> list of tuples: every live goroutine (pygoro.runtime.goroutines)."},
+    {"_goroutines", (PyCFunction)(void (*)(void))core_goroutines, METH_FASTCALL,
+     "_goroutines(frames=True) -> list of tuples: every live goroutine "
+     "(pygoro.runtime.goroutines); frames=False skips reading Python frames."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -243,7 +243,7 @@ PyObject *bridge_go(PyObject *fn, PyObject *args, PyObject *kwargs)
         p->kwargs = kwargs;
     }
     p->stack_size = atomic_load_explicit(&py_stack_size, memory_order_relaxed);
-    p->spawn_code = compat_caller_code(&p->spawn_lasti);
+    p->spawn_code = compat_caller_code(&p->spawn_offset);
     p->spawn_thread = PyThread_get_thread_ident();
     /* The label is for dumps only: the qualified name, resolved lazily by
      * whoever prints it (a getattr per spawn would cost ~50 ns). */

@@ -184,9 +184,11 @@ static void format_one(struct text *t, const struct g_info *gi)
     char sym[256];
     if (gi->py != NULL)
         text_printf(t, "\tPython goroutine (pygoro.runtime.stack() shows its frames)\n");
-    else if (gi->entry != NULL)
+    else if (gi->entry != NULL && gi->arg != NULL)
         text_printf(t, "\t%s(%p)\n", dump_symbolize((const void *)gi->entry, sym, sizeof sym),
                     gi->arg);
+    else if (gi->entry != NULL)
+        text_printf(t, "\t%s()\n", dump_symbolize((const void *)gi->entry, sym, sizeof sym));
     if (gi->label != NULL)
         text_printf(t, "\tlabel: %s\n", gi->label);
     if (gi->parent_goid != 0)
