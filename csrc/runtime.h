@@ -362,8 +362,8 @@ struct g_info {
 struct g_info *dump_snapshot(size_t *n);
 /* "running", "runnable", or the wait reason of a parked goroutine. */
 const char *dump_state_string(const struct g_info *gi);
-/* Name a code address for humans: "symbol+0xoff" if the dynamic linker knows
- * the symbol, else "object.so+0xoff", else "0xaddr". Returns buf. */
+/* Name a code address for humans: "symbol" or "symbol+0xoff" if the dynamic
+ * linker knows the symbol, else "object.so+0xoff", else "0xaddr". Returns buf. */
 char *dump_symbolize(const void *pc, char *buf, size_t size);
 
 /* Report an unrecoverable runtime error and abort. */

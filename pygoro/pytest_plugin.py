@@ -68,6 +68,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     timeout = _leak_timeout(item)
     if timeout is None:
         return (yield)
+    __tracebackhide__ = True  # the report is the leak list, not this hook
     before = {g.id for g in runtime.goroutines(frames=False)}
     result = yield  # raises (and skips the check) if the test failed
     leaked = leaked_goroutines(before, timeout)

@@ -117,7 +117,7 @@ GORO_EXTERN uint64_t goro_p_steals(int p);
 /* Goroutine dump (Go's SIGQUIT traceback): one block per live goroutine,
  * the caller's first, then by id:
  *     goroutine 7 [chan receive, 2.0 seconds]:
- *         worker+0x0(0x55d0c0a0)        entry function (symbol if exported) and arg
+ *         worker(0x55d0c0a0)            entry function (symbol if exported) and arg
  *         label: ...                    if it was started with goro_go_named
  *     created in goroutine 1            or "created by a thread"
  * States: running, runnable, or the wait reason of a parked goroutine

@@ -117,8 +117,11 @@ char *dump_symbolize(const void *pc, char *buf, size_t size)
     Dl_info info;
     if (pc != NULL && dladdr(pc, &info) != 0) {
         if (info.dli_sname != NULL) {
-            snprintf(buf, size, "%s+0x%zx", info.dli_sname,
-                     (size_t)((uintptr_t)pc - (uintptr_t)info.dli_saddr));
+            size_t off = (size_t)((uintptr_t)pc - (uintptr_t)info.dli_saddr);
+            if (off == 0) /* an entry point: the name says it all */
+                snprintf(buf, size, "%s", info.dli_sname);
+            else
+                snprintf(buf, size, "%s+0x%zx", info.dli_sname, off);
             return buf;
         }
         if (info.dli_fname != NULL) {

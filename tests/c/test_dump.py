@@ -21,7 +21,7 @@ def blocks(text: str) -> dict[str, str]:
     """entry function name -> its goroutine's block"""
     out = {}
     for block in text.strip().split("\n\n"):
-        m = re.search(r"^\t(dump_entry_\w+)\+0x", block, re.M)
+        m = re.search(r"^\t(dump_entry_\w+)\(\)$", block, re.M)
         if m:
             out[m.group(1)] = block + "\n"
     return out
