@@ -57,6 +57,10 @@ def _goroutines(
         list[tuple[Any, int | None]] | None, tuple[Any, int | None] | None, int | None,
     ]
 ]: ...
+# (thread ident, state, waited seconds, frames [(code, line)] | None)
+def _blocked_threads(
+    frames: bool = ..., /
+) -> list[tuple[int, str, float, list[tuple[Any, int | None]] | None]]: ...
 
 # ---- pygoro.time (time_type.c) ----
 def sleep(d: float, /) -> None: ...

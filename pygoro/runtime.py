@@ -131,6 +131,9 @@ class Goroutine:
         parent_id: the goroutine that called go(), None if a plain thread did.
         created_by_thread: the name of the thread that called go(), when
             no goroutine did.
+        thread: set instead of an id (id 0) for a plain Python thread (the
+            main thread, a threading.Thread) blocked in a pygoro call: its
+            name. goroutines(threads=True) and stack() list those too.
     """
 
     id: int
@@ -145,10 +148,14 @@ class Goroutine:
     created_by: traceback.FrameSummary | None
     parent_id: int | None
     created_by_thread: str | None
+    thread: str | None = None
 
     def format(self) -> str:
         """This goroutine as a block of stack()'s text."""
         waited = "" if self.waited is None else ", " + _format_waited(self.waited)
+        if self.thread is not None:
+            frames = "".join(self.frames.format()) if self.frames else ""
+            return f"thread {self.thread} [{self.state}{waited}]:\n{frames}"
         out = [f"goroutine {self.id} [{self.state}{waited}]:\n"]
         if self.frames:
             out.extend(self.frames.format())
@@ -198,18 +205,19 @@ def _summary(code: CodeType, lineno: int | None) -> traceback.FrameSummary:
 _HERE = __file__
 
 
-def goroutines(frames: bool = True) -> list[Goroutine]:
+def goroutines(frames: bool = True, threads: bool = False) -> list[Goroutine]:
     """Every live goroutine, the caller's first, then by id.
 
     frames=False skips reading Python frames (Goroutine.frames is None):
-    cheaper when only ids and states are wanted.
+    cheaper when only ids and states are wanted. threads=True appends the
+    plain Python threads blocked in a pygoro call (Goroutine.thread set).
 
     A snapshot taken without stopping anything: each goroutine is shown in a
     state it really was in, not necessarily all at the same instant. The
     frames of a parked or runnable Python goroutine are read while it cannot
     resume (see docs/debugging.md).
     """
-    threads = {t.ident: t.name for t in threading.enumerate()}
+    names = {t.ident: t.name for t in threading.enumerate()}
     out = []
     for (gid, parent, state, waited, is_py, current, fn, label, entry, frames, spawn,
          thread) in _core._goroutines(frames):
@@ -233,9 +241,19 @@ def goroutines(frames: bool = True) -> list[Goroutine]:
             frames=summary,
             created_by=_summary(*spawn) if spawn is not None else None,
             parent_id=parent or None,
-            created_by_thread=(threads.get(thread, f"{thread:#x}") if thread is not None
+            created_by_thread=(names.get(thread, f"{thread:#x}") if thread is not None
                                else None),
         ))
+    if threads:
+        for ident, state, waited, fr in _core._blocked_threads(frames):
+            out.append(Goroutine(
+                id=0, state=state, waited=waited, is_python=True, current=False,
+                function=None, label=None, entry=None,
+                frames=(traceback.StackSummary.from_list([_summary(c, n) for c, n in fr])
+                        if fr is not None else None),
+                created_by=None, parent_id=None, created_by_thread=None,
+                thread=names.get(ident, f"{ident:#x}"),
+            ))
     return out
 
 
@@ -250,9 +268,11 @@ def stack() -> str:
     States: running, runnable, or the wait reason of a parked goroutine,
     with how long it has waited. Python goroutines show their frames
     (outermost first, as in Python tracebacks) and where go() was called;
-    C goroutines their entry function.
+    C goroutines their entry function. Plain Python threads blocked in a
+    pygoro call (the main thread, threading threads) follow, as
+    "thread NAME [chan receive, ...]:" blocks.
     """
-    return "\n".join(g.format() for g in goroutines())
+    return "\n".join(g.format() for g in goroutines(threads=True))
 
 
 def dump_on_signal(sig: int = signal.SIGQUIT, *, file: TextIO | None = None) -> Any:

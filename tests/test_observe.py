@@ -261,6 +261,36 @@ def test_dump_while_goroutines_churn():
     wait_for(lambda: by_function("worker") is None, "workers to finish")
 
 
+def test_plain_threads_blocked_in_pygoro_are_listed():
+    ch = chan()
+    lines = {}
+
+    def reader():
+        lines["recv"] = here() + 1
+        ch.recv()
+
+    t = threading.Thread(target=reader, name="observe-reader")
+    t.start()
+    try:
+        def find():
+            for g in runtime.goroutines(threads=True):
+                if g.thread == "observe-reader" and g.state == "chan receive":
+                    return g
+            return None
+
+        g = wait_for(find, "the reader thread to block")
+        assert g.id == 0 and g.waited >= 0
+        assert (g.frames[-1].filename, g.frames[-1].lineno) == (HERE, lines["recv"])
+        assert all(x.thread is None for x in runtime.goroutines())  # opt-in
+        text = runtime.stack()
+        assert "thread observe-reader [chan receive, " in text
+        assert f'  File "{HERE}", line {lines["recv"]}, in ' in text
+    finally:
+        ch.send(None)
+        t.join()
+    assert not any(g.thread == "observe-reader" for g in runtime.goroutines(threads=True))
+
+
 # ---- dump on request -------------------------------------------------------------
 
 

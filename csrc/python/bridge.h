@@ -50,6 +50,11 @@ PyObject *bridge_dump_text(void);
 /* Raise DeadlockError(msg) carrying the goroutine dump: as its `goroutines`
  * attribute and as a note (add_note) that tracebacks print. */
 void bridge_raise_deadlock(const char *msg);
+/* A plain Python thread is about to block in the runtime (it still holds the
+ * GIL) / has resumed (it holds the GIL again): dumps list it meanwhile. */
+void bridge_dump_thread_blocking(struct g *gp);
+void bridge_dump_thread_resumed(void);
+void bridge_dump_after_fork_child(void);
 /* chan_type.c: pygoro.Chan, select, ClosedChannelError, DeadlockError */
 int bridge_chan_init(PyObject *module);
 extern PyObject *bridge_closed_channel_error;

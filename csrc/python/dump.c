@@ -148,6 +148,122 @@ static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize
     return out;
 }
 
+/* ---- plain threads blocked in the runtime ----
+ * Go has no such thing; pygoro's main thread and threading threads block in
+ * channels and locks too, and a dump that leaves them out hides half of a
+ * deadlock. A Python thread registers itself while it still holds the GIL
+ * (thread_block_begin) and unregisters right after taking it back
+ * (thread_block_end), so a dump holding the GIL that finds it registered
+ * knows it cannot run Python - or touch its frames - until the dump is done:
+ * the same argument as for goroutines. Plain C threads (no tstate) are not
+ * listed. */
+
+struct blocked_thread {
+    struct g *gp;
+    PyThreadState *tstate;
+    unsigned long ident; /* threading.get_ident() */
+    struct blocked_thread *prev, *next;
+};
+
+static struct rtlock blocked_lock = RTLOCK_INIT;
+static struct blocked_thread *blocked_head;
+static _Thread_local struct blocked_thread blocked_self;
+
+void bridge_dump_thread_blocking(struct g *gp)
+{
+    struct blocked_thread *b = &blocked_self;
+    b->gp = gp;
+    b->tstate = compat_current_tstate();
+    b->ident = PyThread_get_thread_ident();
+    b->prev = NULL;
+    rtlock_lock(&blocked_lock);
+    b->next = blocked_head;
+    if (blocked_head != NULL)
+        blocked_head->prev = b;
+    blocked_head = b;
+    rtlock_unlock(&blocked_lock);
+}
+
+void bridge_dump_thread_resumed(void)
+{
+    struct blocked_thread *b = &blocked_self;
+    rtlock_lock(&blocked_lock);
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else if (blocked_head == b)
+        blocked_head = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+    rtlock_unlock(&blocked_lock);
+}
+
+void bridge_dump_after_fork_child(void)
+{
+    /* only the forking thread survives, and it is not blocked */
+    blocked_lock = (struct rtlock)RTLOCK_INIT;
+    blocked_head = NULL;
+}
+
+struct thread_info {
+    PyThreadState *tstate;
+    unsigned long ident;
+    uint8_t wait_reason;
+    int64_t wait_since;
+};
+
+/* _blocked_threads(frames=True) -> [(thread ident, state, waited, frames | None)] */
+static PyObject *core_blocked_threads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "_blocked_threads(frames=True) takes at most one argument");
+        return NULL;
+    }
+    int with_frames = nargs == 0 ? 1 : PyObject_IsTrue(args[0]);
+    if (with_frames < 0)
+        return NULL;
+    size_t n = 0, cap = 16;
+    struct thread_info *ts = NULL;
+    for (;;) {
+        ts = malloc(cap * sizeof *ts);
+        if (ts == NULL)
+            return PyErr_NoMemory();
+        n = 0;
+        rtlock_lock(&blocked_lock);
+        for (struct blocked_thread *b = blocked_head; b != NULL; b = b->next, n++) {
+            if (n < cap)
+                ts[n] = (struct thread_info){b->tstate, b->ident, b->gp->wait_reason,
+                                             b->gp->wait_since};
+        }
+        rtlock_unlock(&blocked_lock);
+        if (n <= cap)
+            break;
+        free(ts);
+        cap = n + 16;
+    }
+    int64_t now = goro_nanotime();
+    int gc_was_enabled = PyGC_Disable();
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        struct g_info gi = {.status = G_WAITING, .wait_reason = ts[i].wait_reason};
+        int64_t waited = now > ts[i].wait_since ? now - ts[i].wait_since : 0;
+        PyObject *frames = with_frames ? frames_of(ts[i].tstate) : Py_NewRef(Py_None);
+        PyObject *t = frames == NULL ? NULL
+                                     : Py_BuildValue("(ksdN)", ts[i].ident,
+                                                     dump_state_string(&gi), (double)waited / 1e9,
+                                                     frames);
+        if (t == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, t);
+    }
+    if (gc_was_enabled)
+        PyGC_Enable();
+    free(ts);
+    return out;
+}
+
 PyObject *bridge_dump_text(void)
 {
     PyObject *mod = PyImport_ImportModule("pygoro.runtime");
@@ -188,6 +304,9 @@ static PyMethodDef dump_methods[] = {
     {"_goroutines", (PyCFunction)(void (*)(void))core_goroutines, METH_FASTCALL,
      "_goroutines(frames=True) -> list of tuples: every live goroutine "
      "(pygoro.runtime.goroutines); frames=False skips reading Python frames."},
+    {"_blocked_threads", (PyCFunction)(void (*)(void))core_blocked_threads, METH_FASTCALL,
+     "_blocked_threads(frames=True) -> [(thread ident, state, waited, frames)]: Python "
+     "threads blocked in the runtime."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -106,11 +106,12 @@ static _Thread_local PyThreadState *thread_saved_tstate;
 
 static void hook_thread_block_begin(struct g *gp)
 {
-    (void)gp;
     /* Only a thread that holds the GIL releases it: C code may call the
      * runtime from a thread that never touched Python. */
-    if (compat_current_tstate() != NULL)
+    if (compat_current_tstate() != NULL) {
+        bridge_dump_thread_blocking(gp); /* listed by dumps until it resumes */
         thread_saved_tstate = PyEval_SaveThread();
+    }
 }
 
 static void hook_thread_block_end(struct g *gp)
@@ -120,6 +121,7 @@ static void hook_thread_block_end(struct g *gp)
     if (ts != NULL) {
         thread_saved_tstate = NULL;
         PyEval_RestoreThread(ts);
+        bridge_dump_thread_resumed();
     }
 }
 
@@ -292,6 +294,7 @@ void bridge_after_fork_child(void)
     pool.n = 0;
     thread_saved_tstate = NULL;
     main_thread_ident = PyThread_get_thread_ident();
+    bridge_dump_after_fork_child();
     goro_runtime_after_fork_child();
 }
 
