@@ -118,25 +118,26 @@ static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
     return r;
 }
 
-static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The optional `frames` flag of _goroutines/_blocked_threads: 1 or 0, or -1
+ * with an exception. */
+static int frames_flag(PyObject *const *args, Py_ssize_t nargs, const char *what)
 {
-    (void)self;
     if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "_goroutines(frames=True) takes at most one argument");
-        return NULL;
+        PyErr_Format(PyExc_TypeError, "%s(frames=True) takes at most one argument", what);
+        return -1;
     }
-    int with_frames = nargs == 0 ? 1 : PyObject_IsTrue(args[0]);
-    if (with_frames < 0)
-        return NULL;
-    size_t n = 0;
-    /* With the GIL held (see the top of the file) */
-    struct g_info *gs = dump_snapshot(&n);
-    if (gs == NULL)
-        return PyErr_NoMemory();
+    return nargs == 0 ? 1 : PyObject_IsTrue(args[0]);
+}
+
+/* [item(items, i, with_frames) for i in range(n)], built under the rules at
+ * the top of the file: the cyclic GC off, so that allocating runs no Python. */
+static PyObject *build_list(size_t n, PyObject *(*item)(const void *, size_t, int),
+                            const void *items, int with_frames)
+{
     int gc_was_enabled = PyGC_Disable();
     PyObject *out = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; out != NULL && i < n; i++) {
-        PyObject *t = info_tuple(&gs[i], with_frames);
+        PyObject *t = item(items, i, with_frames);
         if (t == NULL)
             Py_CLEAR(out);
         else
@@ -144,6 +145,26 @@ static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize
     }
     if (gc_was_enabled)
         PyGC_Enable();
+    return out;
+}
+
+static PyObject *goroutine_item(const void *items, size_t i, int with_frames)
+{
+    return info_tuple(&((const struct g_info *)items)[i], with_frames);
+}
+
+static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int with_frames = frames_flag(args, nargs, "_goroutines");
+    if (with_frames < 0)
+        return NULL;
+    size_t n = 0;
+    /* With the GIL held (see the top of the file) */
+    struct g_info *gs = dump_snapshot(&n);
+    if (gs == NULL)
+        return PyErr_NoMemory();
+    PyObject *out = build_list(n, goroutine_item, gs, with_frames);
     free(gs);
     return out;
 }
@@ -212,15 +233,22 @@ struct thread_info {
     int64_t wait_since;
 };
 
+static PyObject *thread_item(const void *items, size_t i, int with_frames)
+{
+    const struct thread_info *ti = &((const struct thread_info *)items)[i];
+    struct g_info gi = {.status = G_WAITING, .wait_reason = ti->wait_reason};
+    PyObject *frames = with_frames ? frames_of(ti->tstate) : Py_NewRef(Py_None);
+    if (frames == NULL)
+        return NULL;
+    return Py_BuildValue("(ksdN)", ti->ident, dump_state_string(&gi),
+                         (double)ti->wait_since / 1e9, frames);
+}
+
 /* _blocked_threads(frames=True) -> [(thread ident, state, waited, frames | None)] */
 static PyObject *core_blocked_threads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "_blocked_threads(frames=True) takes at most one argument");
-        return NULL;
-    }
-    int with_frames = nargs == 0 ? 1 : PyObject_IsTrue(args[0]);
+    int with_frames = frames_flag(args, nargs, "_blocked_threads");
     if (with_frames < 0)
         return NULL;
     size_t n = 0, cap = 16;
@@ -243,23 +271,9 @@ static PyObject *core_blocked_threads(PyObject *self, PyObject *const *args, Py_
         cap = n + 16;
     }
     int64_t now = goro_nanotime();
-    int gc_was_enabled = PyGC_Disable();
-    PyObject *out = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; out != NULL && i < n; i++) {
-        struct g_info gi = {.status = G_WAITING, .wait_reason = ts[i].wait_reason};
-        int64_t waited = now > ts[i].wait_since ? now - ts[i].wait_since : 0;
-        PyObject *frames = with_frames ? frames_of(ts[i].tstate) : Py_NewRef(Py_None);
-        PyObject *t = frames == NULL ? NULL
-                                     : Py_BuildValue("(ksdN)", ts[i].ident,
-                                                     dump_state_string(&gi), (double)waited / 1e9,
-                                                     frames);
-        if (t == NULL)
-            Py_CLEAR(out);
-        else
-            PyList_SET_ITEM(out, (Py_ssize_t)i, t);
-    }
-    if (gc_was_enabled)
-        PyGC_Enable();
+    for (size_t i = 0; i < n; i++) /* now the waited time, for thread_item */
+        ts[i].wait_since = now > ts[i].wait_since ? now - ts[i].wait_since : 0;
+    PyObject *out = build_list(n, thread_item, ts, with_frames);
     free(ts);
     return out;
 }
