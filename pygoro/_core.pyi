@@ -48,13 +48,14 @@ def _gilstate_call(fn: Callable[[], Any], /) -> Any: ...
 
 # ---- goroutine dumps (dump.c) ----
 # (goid, parent_goid, state, waited, is_python, current, fn, label, entry,
-#  frames [(code, line)] | None, (spawn code, spawn line) | None, spawn thread | None)
+#  frames [(code, line)] | None, (spawn code, spawn line) | spawner label | None,
+#  spawn thread | None)
 def _goroutines(
     frames: bool = ..., /
 ) -> list[
     tuple[
         int, int, str, float | None, bool, bool, Any, str | None, str | None,
-        list[tuple[Any, int | None]] | None, tuple[Any, int | None] | None, int | None,
+        list[tuple[Any, int | None]] | None, tuple[Any, int | None] | str | None, int | None,
     ]
 ]: ...
 # (thread ident, state, waited seconds, frames [(code, line)] | None)

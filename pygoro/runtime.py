@@ -127,7 +127,9 @@ class Goroutine:
             dynamic linker knows it (exported), else "object.so+0xoff".
         frames: a started Python goroutine's stack, outermost call first
             (None for C goroutines and goroutines that have not started).
-        created_by: where go() was called (file, line, function).
+        created_by: where go() was called (file, line, function); for a
+            goroutine started by C code (time.after_func), only its name
+            (the C goroutine's label), with no file or line.
         parent_id: the goroutine that called go(), None if a plain thread did.
         created_by_thread: the name of the thread that called go(), when
             no goroutine did.
@@ -167,17 +169,19 @@ class Goroutine:
             out.append(f"  C function {self.entry or '?'}\n")
         if self.label:
             out.append(f"  label: {self.label}\n")
-        if self.created_by is not None:
-            fs = self.created_by
-            out.append(f"created by {fs.filename}:{fs.lineno} in {fs.name}")
-        else:
-            out.append("created")
         if self.parent_id is not None:
-            out.append(f", in goroutine {self.parent_id}\n")
+            origin = f"in goroutine {self.parent_id}"
         elif self.created_by_thread is not None:
-            out.append(f", in thread {self.created_by_thread}\n")
+            origin = f"in thread {self.created_by_thread}"
         else:
-            out.append(" by a thread\n")
+            origin = "by a thread"
+        fs = self.created_by
+        if fs is None:
+            out.append(f"created {origin}\n")
+        elif fs.lineno is None:  # spawned by a C goroutine (e.g. time.AfterFunc)
+            out.append(f"created by {fs.name} {origin}\n")
+        else:
+            out.append(f"created by {fs.filename}:{fs.lineno} in {fs.name}, {origin}\n")
         return "".join(out)
 
 
@@ -239,7 +243,10 @@ def goroutines(frames: bool = True, threads: bool = False) -> list[Goroutine]:
             label=label,
             entry=entry,
             frames=summary,
-            created_by=_summary(*spawn) if spawn is not None else None,
+            created_by=(_summary(*spawn) if isinstance(spawn, tuple)
+                        else traceback.FrameSummary("", None, spawn, lookup_line=False)
+                        if spawn is not None
+                        else None),
             parent_id=parent or None,
             created_by_thread=(names.get(thread, f"{thread:#x}") if thread is not None
                                else None),

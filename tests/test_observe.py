@@ -130,6 +130,24 @@ def test_wait_reasons_frames_and_creation_site():
     # cannot be cut short)
 
 
+def test_created_by_a_c_goroutine():
+    """time.after_func starts the goroutine from a C goroutine: no Python
+    caller, so the creator is named by that goroutine's label."""
+    ch = chan()
+
+    def later():
+        ch.recv()
+
+    pygoro.time.after_func(0.01, later)
+    try:
+        g = parked("later", "chan receive")
+        assert g.created_by.name == "time.AfterFunc" and g.created_by.lineno is None
+        assert g.parent_id is not None
+        assert f"created by time.AfterFunc in goroutine {g.parent_id}\n" in g.format()
+    finally:
+        ch.send(None)
+
+
 def test_waited_time_grows():
     ch = chan()
 

@@ -21,6 +21,7 @@ struct pyg {
      * object (or NULL), instruction offset in bytes, and OS thread */
     PyObject *spawn_code;
     int spawn_offset;
+    const char *spawn_label; /* no Python caller: the spawning goroutine's label */
     unsigned long spawn_thread;
 };
 

@@ -64,7 +64,8 @@ static PyObject *frames_of(PyThreadState *ts)
 /* One goroutine as a tuple (see pygoro/runtime.py, _from_core):
  * (goid, parent_goid, state, waited seconds | None, is_python, current,
  *  fn | None, label | None, entry | None, frames | None,
- *  (spawn code, spawn line) | None, spawn thread ident | None) */
+ *  (spawn code, spawn line) | spawner's label | None,
+ *  spawn thread ident | None) */
 static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
 {
     struct pyg *p = bridge_pyg_of(gi);
@@ -81,6 +82,8 @@ static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
             spawn = Py_BuildValue(
                 "(Oi)", p->spawn_code,
                 PyCode_Addr2Line((PyCodeObject *)p->spawn_code, p->spawn_offset));
+        else if (p->spawn_label != NULL)
+            spawn = PyUnicode_FromString(p->spawn_label);
         else
             spawn = Py_NewRef(Py_None);
         thread = gi->parent_goid == 0 ? PyLong_FromUnsignedLong(p->spawn_thread)
@@ -237,6 +240,9 @@ static PyObject *thread_item(const void *items, size_t i, int with_frames)
 {
     const struct thread_info *ti = &((const struct thread_info *)items)[i];
     struct g_info gi = {.status = G_WAITING, .wait_reason = ti->wait_reason};
+#ifdef Py_GIL_DISABLED
+    with_frames = 0; /* nothing stops the thread from resuming: see the top */
+#endif
     PyObject *frames = with_frames ? frames_of(ti->tstate) : Py_NewRef(Py_None);
     if (frames == NULL)
         return NULL;

@@ -247,6 +247,8 @@ PyObject *bridge_go(PyObject *fn, PyObject *args, PyObject *kwargs)
     p->stack_size = atomic_load_explicit(&py_stack_size, memory_order_relaxed);
     p->spawn_code = compat_caller_code(&p->spawn_offset);
     p->spawn_thread = PyThread_get_thread_ident();
+    if (p->spawn_code == NULL && in_goroutine())
+        p->spawn_label = getg()->label; /* e.g. "time.AfterFunc" */
     /* The label is for dumps only: the qualified name, resolved lazily by
      * whoever prints it (a getattr per spawn would cost ~50 ns). */
     struct g *gp = go_spawn_sized(py_goroutine_main, p, NULL, NULL, p->stack_size);
