@@ -148,6 +148,33 @@ def test_created_by_a_c_goroutine():
         ch.send(None)
 
 
+def test_sync_wait_reasons():
+    """Goroutines parked in pygoro.sync show Go's wait reasons (runs once
+    pygoro.sync is merged; tests/c/test_dump.py covers the C primitives)."""
+    sync = pytest.importorskip("pygoro.sync")
+    mu, wg = sync.Mutex(), sync.WaitGroup()
+    mu.lock()
+    wg.add(1)
+
+    def locker():
+        mu.lock()
+        mu.unlock()
+
+    def waiter():
+        wg.wait()
+
+    go(locker)
+    go(waiter)
+    try:
+        assert parked("locker", "sync.Mutex.Lock").frames[-1].name.endswith("locker")
+        assert parked("waiter", "sync.WaitGroup.Wait").frames[-1].name.endswith("waiter")
+    finally:
+        mu.unlock()
+        wg.done()
+    wait_for(lambda: by_function("locker") is None and by_function("waiter") is None,
+             "locker and waiter to finish")
+
+
 def test_waited_time_grows():
     ch = chan()
 

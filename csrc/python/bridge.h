@@ -48,9 +48,10 @@ struct pyg *bridge_pyg_of(const struct g_info *gi);
  * NULL with an exception) that DeadlockError carries */
 int bridge_dump_init(PyObject *module);
 PyObject *bridge_dump_text(void);
-/* Raise DeadlockError(msg) carrying the goroutine dump: as its `goroutines`
- * attribute and as a note (add_note) that tracebacks print. */
-void bridge_raise_deadlock(const char *msg);
+/* Raise DeadlockError(message) carrying the goroutine dump: as its
+ * `goroutines` attribute and as a note (add_note) that tracebacks print. The
+ * message is formatted as by PyErr_Format / PyUnicode_FromFormat. */
+void bridge_raise_deadlock(const char *fmt, ...);
 /* A plain Python thread is about to block in the runtime (it still holds the
  * GIL) / has resumed (it holds the GIL again): dumps list it meanwhile. */
 void bridge_dump_thread_blocking(struct g *gp);

@@ -31,6 +31,7 @@
 #include "bridge.h"
 #include "compat.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 
 /* [(code, lineno), ...] outermost first; NULL with an exception set. */
@@ -294,9 +295,16 @@ PyObject *bridge_dump_text(void)
     return r;
 }
 
-void bridge_raise_deadlock(const char *msg)
+void bridge_raise_deadlock(const char *fmt, ...)
 {
-    PyObject *exc = PyObject_CallFunction(bridge_deadlock_error, "s", msg);
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *msg = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    if (msg == NULL)
+        return;
+    PyObject *exc = PyObject_CallOneArg(bridge_deadlock_error, msg);
+    Py_DECREF(msg);
     if (exc == NULL)
         return;
     /* The dump is a debugging aid: if it fails, raise the error without it. */
