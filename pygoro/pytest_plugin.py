@@ -69,7 +69,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if timeout is None:
         return (yield)
     __tracebackhide__ = True  # the report is the leak list, not this hook
-    before = {g.id for g in runtime.goroutines(frames=False)}
+    before = runtime._other_ids()
     result = yield  # raises (and skips the check) if the test failed
     leaked = leaked_goroutines(before, timeout)
     if leaked:

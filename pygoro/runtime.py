@@ -203,7 +203,8 @@ def _callable_name(fn: Any) -> str:
 
 
 def _summary(code: CodeType, lineno: int | None) -> traceback.FrameSummary:
-    return traceback.FrameSummary(code.co_filename, lineno, code.co_qualname)
+    # the source line is read (linecache) only when a dump prints it
+    return traceback.FrameSummary(code.co_filename, lineno, code.co_qualname, lookup_line=False)
 
 
 _HERE = __file__
@@ -262,6 +263,11 @@ def goroutines(frames: bool = True, threads: bool = False) -> list[Goroutine]:
                 thread=names.get(ident, f"{ident:#x}"),
             ))
     return out
+
+
+def _other_ids() -> set[int]:
+    """Ids of the live goroutines but the caller's (cheap: no records built)."""
+    return {t[0] for t in _core._goroutines(False) if not t[5]}
 
 
 def stack() -> str:

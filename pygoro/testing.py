@@ -44,14 +44,12 @@ def leaked_goroutines(before: set[int], timeout: float = 1.0) -> list[runtime.Go
     their stacks (an empty list when none leaked)."""
     deadline = _time.monotonic() + timeout
     while True:
-        alive = [g for g in runtime.goroutines(frames=False)
-                 if g.id not in before and not g.current]
+        alive = runtime._other_ids() - before
         if not alive:
             return []
         if _time.monotonic() >= deadline:
-            ids = {g.id for g in alive}
             # read again, with frames: some may have finished meanwhile
-            return [g for g in runtime.goroutines() if g.id in ids]
+            return [g for g in runtime.goroutines() if g.id in alive]
         # parks a goroutine, sleeps a thread: either way the others run
         _gotime.sleep(_POLL)
 
@@ -71,7 +69,7 @@ def no_leaks(timeout: float = 1.0) -> Iterator[None]:
                         f"{type(timeout).__name__}")
     if not timeout >= 0:  # also rejects NaN
         raise ValueError(f"no_leaks(timeout=...) must be >= 0, not {timeout!r}")
-    before = {g.id for g in runtime.goroutines(frames=False)}
+    before = runtime._other_ids()
     yield
     leaked = leaked_goroutines(before, timeout)
     if leaked:
