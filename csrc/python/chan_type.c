@@ -68,10 +68,10 @@ int bridge_after_interrupt(const char *what)
         if (count == -1 && PyErr_Occurred())
             return -1;
         if (count <= 1 && goro_runtime_idle()) {
-            PyErr_Format(bridge_deadlock_error,
-                         "all goroutines are asleep - deadlock! (the main thread is blocked "
-                         "on %s, and no goroutine, timer or other thread can wake it)",
-                         what);
+            bridge_raise_deadlock(
+                "all goroutines are asleep - deadlock! (the main thread is blocked "
+                "on %s, and no goroutine, timer or other thread can wake it)",
+                what);
             return -1;
         }
     }
