@@ -13,7 +13,7 @@ from common import best_per_op, service_delays, service_result
 
 #: threads are 8 MiB-stack OS threads: 100k of them is beyond the default
 #: limits of this kind of machine, so the RSS row parks this many
-RSS_THREADS = 10_000
+RSS_THREADS = 5_000
 
 
 def spawn_join(n: int) -> int:

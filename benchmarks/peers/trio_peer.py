@@ -169,14 +169,19 @@ async def service(requests: int) -> dict[str, float]:
     return service_result(lat, time.perf_counter_ns() - t0)
 
 
+# trio's primitives cost tens of µs per operation (every lock acquire and
+# channel send is a checkpoint through the scheduler): a fraction of the
+# common sizes gives a stable per-operation figure in a few seconds
+SCALE = 10
+
 WORKLOADS = {
     "spawn_join": lambda s: best_per_op(sync(spawn_join), s.n("spawn_join")),
-    "pingpong": lambda s: best_per_op(sync(pingpong), s.n("pingpong")),
-    "buffered": lambda s: best_per_op(sync(buffered), s.n("buffered")),
+    "pingpong": lambda s: best_per_op(sync(pingpong), s.n("pingpong") // SCALE),
+    "buffered": lambda s: best_per_op(sync(buffered), s.n("buffered") // SCALE),
     "select_default": lambda s: best_per_op(sync(select_default), s.n("select_default")),
     "timer_stop": lambda s: best_per_op(sync(timer_stop), s.n("timer_stop")),
-    "mutex_uncontended": lambda s: best_per_op(sync(mutex(1)), s.n("mutex_uncontended")),
-    "mutex_contended": lambda s: best_per_op(sync(mutex(common.CONTENDERS)), s.n("mutex_contended")),
+    "mutex_uncontended": lambda s: best_per_op(sync(mutex(1)), s.n("mutex_uncontended") // SCALE),
+    "mutex_contended": lambda s: best_per_op(sync(mutex(common.CONTENDERS)), s.n("mutex_contended") // SCALE),
     "cancel_fanout": lambda s: best_per_op(sync(cancel_fanout), s.n("cancel_fanout")) / 1e3,
     "timers": lambda s: min(trio.run(timers_once, s.n("timers")) for _ in range(common.ROUNDS)) / 1e6,
     "rss_parked": lambda s: trio.run(rss_parked, s.n("rss_parked")),
