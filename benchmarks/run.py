@@ -235,7 +235,8 @@ def notes(results: dict[str, dict[str, dict]]) -> list[str]:
     return out
 
 
-def write_markdown(path: Path, results, impls, header, rows, go_version, quick, elapsed) -> None:
+def write_markdown(path: Path, results, impls, header, rows, go_version, quick, elapsed,
+                   load: tuple[float, float]) -> None:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# pygoro benchmarks",
@@ -245,6 +246,8 @@ def write_markdown(path: Path, results, impls, header, rows, go_version, quick, 
         "",
         f"- Machine: {machine()}",
         f"- Versions: {', '.join(versions(impls, go_version))}",
+        f"- Load average (1 min) at start / end: {load[0]:.1f} / {load[1]:.1f} "
+        "(other processes competing for the cores make every figure slower and noisier)",
         "",
         "Each cell is the best of several runs in its own process. Ratios are pygoro's "
         "cost over the reference's (time, memory or latency over theirs; for MB/s and "
@@ -318,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.monotonic()
+    load0 = os.getloadavg()[0]
     results: dict[str, dict[str, dict]] = {}
     go_version = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -346,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     header, rows = table_rows(results, impls)
     print(text_table(header, rows))
     print(f"\n{machine()}\n{', '.join(versions(impls, go_version))}\n{elapsed:.0f} s")
-    write_markdown(out / "RESULTS.md", results, impls, header, rows, go_version, a.quick, elapsed)
+    write_markdown(out / "RESULTS.md", results, impls, header, rows, go_version, a.quick, elapsed,
+                   (load0, os.getloadavg()[0]))
     if not a.no_chart:
         why = write_chart(out / "results.png", results, impls)
         if why:
