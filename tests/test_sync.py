@@ -446,6 +446,8 @@ def test_waitgroup_misuse_leaves_state_intact():
         wg.add(2**31)
     with pytest.raises(OverflowError):
         wg.add(10**30)
+    with pytest.raises(RuntimeError, match="negative"):
+        wg.add(-(10**30))
     assert wg._state()["counter"] == 2
     for bad in (1.5, "1", True, None):
         with pytest.raises(TypeError):
@@ -643,6 +645,28 @@ def test_cond_wait_without_lock_raises_and_keeps_signals():
         Cond(42)
     with pytest.raises(TypeError):
         Cond()
+
+
+def test_cond_in_a_reference_cycle_is_collected():
+    import gc
+    import weakref
+
+    class Owner:
+        def __init__(self):
+            self.mu = Mutex()
+            self.cond = Cond(self)
+
+        def lock(self):
+            self.mu.lock()
+
+        def unlock(self):
+            self.mu.unlock()
+
+    o = Owner()
+    ref = weakref.ref(o.cond)
+    del o
+    gc.collect()
+    assert ref() is None
 
 
 def test_cond_over_generic_locker():
