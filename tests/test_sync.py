@@ -793,14 +793,33 @@ _CTRL_C_PRELUDE = """
     import pygoro
     from pygoro.sync import Mutex, RWMutex, WaitGroup, Cond
 
-    # d = 0.25: between the 100 ms ticks at which a waiting main thread
-    # wakes to check for deadlock. A signal that lands while it is out of
-    # its futex for a tick is only seen at its next Python-level check
-    # (csrc/sched thread_park does not look at a tick), a race the
-    # scheduler owns; these tests are about the withdrawal.
+    # Ctrl-C, as a user presses it: again if the first press was not seen.
+    # The main thread's blocked wait notices a signal by the EINTR of its
+    # futex wait; one landing in the instant it is out of that wait for its
+    # 100 ms deadlock tick is only seen at its next Python-level check
+    # (csrc/sched thread_park does not look at a tick), a race the scheduler
+    # owns. These tests are about the withdrawal, so the helper repeats the
+    # signal until the handler has raised, once.
+    armed = threading.Event()
+
+    def on_sigint(signum, frame):
+        if armed.is_set():
+            armed.clear()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+
     def ctrl_c_in(d):
         main = threading.main_thread().ident
-        threading.Timer(d, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+        armed.set()
+
+        def send():
+            time.sleep(d)
+            while armed.is_set():
+                signal.pthread_kill(main, signal.SIGINT)
+                time.sleep(0.3)
+
+        threading.Thread(target=send, daemon=True).start()
 
     def wait_until(pred):
         deadline = time.monotonic() + 30

@@ -94,7 +94,10 @@ static int lock_rw_read(goro_rwmutex_t *rw)
     int64_t ns = RLOCK_POLL_MIN_NS;
     while (!goro_rwmutex_tryrlock(rw)) {
         bridge_prepare_block();
-        if (goro_sleep(ns) == GORO_INTERRUPTED && bridge_handle_interrupt() < 0)
+        (void)goro_sleep(ns);
+        /* Whether or not the sleep was cut short: a signal that arrived
+         * while we were awake between sleeps is only seen here. */
+        if (bridge_handle_interrupt() < 0)
             return -1;
         if (ns < RLOCK_POLL_MAX_NS) {
             ns *= 2;
