@@ -68,10 +68,10 @@ int bridge_after_interrupt(const char *what)
         if (count == -1 && PyErr_Occurred())
             return -1;
         if (count <= 1 && goro_runtime_idle()) {
-            PyErr_Format(bridge_deadlock_error,
-                         "all goroutines are asleep - deadlock! (the main thread is blocked "
-                         "on %s, and no goroutine, timer or other thread can wake it)",
-                         what);
+            bridge_raise_deadlock(
+                "all goroutines are asleep - deadlock! (the main thread is blocked "
+                "on %s, and no goroutine, timer or other thread can wake it)",
+                what);
             return -1;
         }
     }
@@ -600,4 +600,38 @@ int bridge_chan_init(PyObject *m)
     if (threading_active_count == NULL)
         return -1;
     return PyModule_AddFunctions(m, chan_module_methods);
+}
+
+/* ---- for the other blocking types of the bridge (sync_extra_type.c) ---- */
+
+goro_chan_t *bridge_chan_get(PyObject *o, int *kind)
+{
+    PyObject *view = NULL;
+    if (!PyObject_TypeCheck(o, &Chan_Type)) {
+        /* a SendChan/RecvChan view (pygoro._chan) wraps its Chan in _chan */
+        int is_view = 0;
+        if (recv_view_type != NULL && (is_view = PyObject_IsInstance(o, recv_view_type)) < 0)
+            return NULL;
+        if (!is_view && send_view_type != NULL &&
+            (is_view = PyObject_IsInstance(o, send_view_type)) < 0)
+            return NULL;
+        if (!is_view) {
+            PyErr_Format(PyExc_TypeError, "expected a channel, not %.100s", Py_TYPE(o)->tp_name);
+            return NULL;
+        }
+        view = PyObject_GetAttrString(o, "_chan");
+        if (view == NULL)
+            return NULL;
+        if (!PyObject_TypeCheck(view, &Chan_Type)) {
+            Py_DECREF(view);
+            PyErr_SetString(PyExc_TypeError, "channel view does not wrap a Chan");
+            return NULL;
+        }
+        o = view;
+    }
+    ChanObject *ch = (ChanObject *)o;
+    goro_chan_t *c = ch->c;
+    *kind = ch->kind;
+    Py_XDECREF(view); /* the view, which the caller holds, keeps the Chan alive */
+    return c;
 }
