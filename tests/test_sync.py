@@ -721,6 +721,11 @@ def test_rlock_reentrant_and_owned():
     j = Joiner()
     j.go(lambda: (rl.lock(), rl.unlock()))
     j.join()
+    # threading.RLock's spelling
+    assert rl.acquire() and rl.acquire(blocking=False)
+    rl.release()
+    rl.release()
+    assert not rl.is_owned()
 
 
 def _hold_across_migration(lock_factory, acquire, release):

@@ -549,6 +549,23 @@ static PyObject *RLock_unlock(RLockObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* threading.RLock's spelling, for code written against it: acquire()
+ * waits, acquire(False) is try_lock(). No timeout. */
+static PyObject *RLock_acquire(RLockObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"blocking", NULL};
+    int blocking = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:acquire", kwlist, &blocking))
+        return NULL;
+    if (!blocking)
+        return RLock_try_lock(self, NULL);
+    PyObject *r = RLock_lock(self, NULL);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_TRUE;
+}
+
 static PyObject *RLock_exit(RLockObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)args;
@@ -584,6 +601,11 @@ static PyMethodDef RLock_methods[] = {
      "unlock(): undo one lock(); RuntimeError if the caller does not hold it."},
     {"try_lock", (PyCFunction)RLock_try_lock, METH_NOARGS,
      "try_lock() -> bool: lock() without waiting."},
+    {"acquire", (PyCFunction)(void (*)(void))RLock_acquire, METH_VARARGS | METH_KEYWORDS,
+     "acquire(blocking=True) -> bool: threading.RLock's name for lock() (try_lock() when "
+     "not blocking)."},
+    {"release", (PyCFunction)RLock_unlock, METH_NOARGS,
+     "release(): threading.RLock's name for unlock()."},
     {"is_owned", (PyCFunction)RLock_is_owned, METH_NOARGS,
      "is_owned() -> bool: does the calling goroutine (or plain thread) hold it?"},
     {"__enter__", (PyCFunction)RLock_lock, METH_NOARGS, "lock()"},
