@@ -275,6 +275,11 @@ struct rt_hooks {
     void (*g_exit)(struct g *gp);
     /* An M thread starts / stops (e.g. to block signals, name the thread). */
     void (*m_start)(struct m *mp);
+    /* An interruptible thread's wait woke for its periodic check: has a
+     * signal arrived whose handler has not run yet? A signal that lands while
+     * the thread is between two futex waits interrupts no system call, so
+     * EINTR alone would miss it. No GIL, no runtime lock held. */
+    bool (*signal_pending)(void);
 };
 extern struct rt_hooks rt_hooks;
 

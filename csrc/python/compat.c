@@ -182,3 +182,20 @@ void compat_restore_exception(PyObject *exc)
     PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, tb);
 #endif
 }
+
+/* The flag CPython's C signal handler sets and PyErr_CheckSignals clears.
+ * 3.12+: _PyRuntime.signals.is_tripped. 3.11 keeps is_tripped static in
+ * signalmodule.c; its runtime-wide ceval.signals_pending is set by the same
+ * handler but cleared only by the eval loop, so on 3.11 a signal whose
+ * handler ran in a pygoro wait without raising reads as pending until the
+ * thread runs Python again: one extra check per tick, not a lost signal. */
+int compat_signal_tripped(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _Py_atomic_load_int_relaxed(&_PyRuntime.signals.is_tripped);
+#elif PY_VERSION_HEX >= 0x030C0000
+    return _Py_atomic_load_relaxed(&_PyRuntime.signals.is_tripped);
+#else
+    return _Py_atomic_load_relaxed(&_PyRuntime.ceval.signals_pending);
+#endif
+}

@@ -49,4 +49,8 @@ void compat_restore_exception(PyObject *exc);
 /* The calling thread's attached tstate, or NULL; never fails. */
 PyThreadState *compat_current_tstate(void);
 
+/* Nonzero while a signal has been received whose Python handler has not run
+ * yet (CPython's "tripped" flag). One atomic load; no GIL needed. */
+int compat_signal_tripped(void);
+
 #endif

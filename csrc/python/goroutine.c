@@ -300,6 +300,11 @@ void bridge_after_fork_child(void)
     goro_runtime_after_fork_child();
 }
 
+static bool hook_signal_pending(void)
+{
+    return compat_signal_tripped() != 0;
+}
+
 int bridge_goroutine_init(PyObject *module)
 {
     (void)module;
@@ -331,5 +336,6 @@ int bridge_goroutine_init(PyObject *module)
     rt_hooks.g_detach = hook_g_detach;
     rt_hooks.thread_block_begin = hook_thread_block_begin;
     rt_hooks.thread_block_end = hook_thread_block_end;
+    rt_hooks.signal_pending = hook_signal_pending;
     return 0;
 }

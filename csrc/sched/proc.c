@@ -1029,7 +1029,9 @@ static void thread_park(struct g *gp, park_unlock_fn unlockf, void *arg, enum wa
         if (!gp->thread_interruptible ||
             atomic_load_explicit(&gp->thread_wake, memory_order_acquire) != 0)
             continue;
-        if (r == -2 || (r == -1 && goro_runtime_idle())) {
+        if (r == -2 ||
+            (r == -1 && ((rt_hooks.signal_pending && rt_hooks.signal_pending()) ||
+                         goro_runtime_idle()))) {
             gp->thread_interrupted = true;
             break;
         }
