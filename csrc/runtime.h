@@ -313,6 +313,9 @@ bool timer_stop(struct timer *t);
 int64_t timers_run(int64_t now);
 /* Earliest pending `when`, 0 if none (one atomic load). */
 int64_t timers_next(void);
+/* No timer pending and none being run right now (its effect still to
+ * come): what a deadlock check needs. */
+bool timers_quiet(void);
 /* fork: the timer heap's lock is held across fork (before / parent), and
  * the child starts with no timers (their owners did not survive). */
 void timers_before_fork(void);

@@ -1054,7 +1054,7 @@ bool goro_runtime_idle(void)
     for (int32_t i = procs; i < seen; i++)
         if (atomic_load(&allp[i].status) == P_RUNNING)
             return false;
-    if (timers_next() != 0)
+    if (!timers_quiet())
         return false;
     return !any_work_queued();
 }
