@@ -15,8 +15,8 @@ import time
 import pytest
 
 from pygoro import chan, go
-from pygoro.sync._pool import Pool
-from pygoro.sync._semaphore import Semaphore
+from pygoro.sync import Pool
+from pygoro.sync import Semaphore
 from pygoro.sync.atomic import Int64, Value
 
 GOROUTINE, THREAD = 0, 1

@@ -16,8 +16,8 @@ import pytest
 
 import pygoro
 from pygoro import chan, context, go
-from pygoro.sync._pool import Pool
-from pygoro.sync._semaphore import Semaphore
+from pygoro.sync import Pool
+from pygoro.sync import Semaphore
 from pygoro.sync.atomic import Int64, Value
 
 INT64_MAX = 2**63 - 1
@@ -519,7 +519,7 @@ def test_semaphore_ctrl_c_on_main_thread_withdraws_the_wait():
         import signal, threading, time
         import pygoro
         from pygoro import context
-        from pygoro.sync._semaphore import Semaphore
+        from pygoro.sync import Semaphore
         s = Semaphore(2)
         s.acquire(n=2)
         main = threading.main_thread().ident
@@ -598,7 +598,7 @@ def test_semaphore_deadlock_error_on_main_thread():
     r = run_script(
         """
         import pygoro
-        from pygoro.sync._semaphore import Semaphore
+        from pygoro.sync import Semaphore
         s = Semaphore(1)
         s.acquire()
         try:

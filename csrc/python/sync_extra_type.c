@@ -338,7 +338,7 @@ static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *const *args,
             Py_XDECREF(elem.obj); /* a value sent on a done channel: not ours to keep */
         if (r != GORO_INTERRUPTED)
             break;
-        if (bridge_after_interrupt() < 0) {
+        if (bridge_after_interrupt("a Semaphore") < 0) {
             Py_XDECREF(done);
             return NULL;
         }
