@@ -29,7 +29,10 @@ class Server(HTTPServer):
         raise  # re-raise the handler's exception out of serve_forever()
 
 
-def handler(name, routes):
+def handler(routes):
+    """A request handler class serving GET for the paths in routes (path ->
+    function returning the body), counting the requests it answered."""
+
     class Handler(BaseHTTPRequestHandler):
         served = 0
 
@@ -48,7 +51,6 @@ def handler(name, routes):
         def log_message(self, *args):
             pass  # keep the example's output to what main prints
 
-    Handler.__name__ = f"{name}Handler"
     return Handler
 
 
@@ -58,7 +60,10 @@ def serve(server, stop):
 
     def shutdown_on_stop():
         stop.recv()  # returns when stop is closed
-        server.shutdown()  # graceful: waits for serve_forever() to return
+        # Graceful: lets serve_forever() finish the request in hand and waits
+        # for it to return. It blocks this goroutine's M in a
+        # threading.Event wait; sysmon keeps the other goroutines running.
+        server.shutdown()
 
     go(shutdown_on_stop)
     try:
@@ -89,9 +94,11 @@ def get(server, path):
 
 def main():
     start = runtime.num_goroutine()
-    app_handler = handler("App", {"/": lambda: "Hello, QCon!"})
-    debug_handler = handler("Debug", {"/debug/vars": lambda: f"goroutines={runtime.num_goroutine() - start}",
-                                      "/debug/crash": crash})
+    app_handler = handler({"/": lambda: "Hello, QCon!"})
+    debug_handler = handler({
+        "/debug/vars": lambda: f"goroutines={runtime.num_goroutine() - start}",
+        "/debug/crash": crash,
+    })
     app = Server(("127.0.0.1", 0), app_handler)
     debug = Server(("127.0.0.1", 0), debug_handler)
 
