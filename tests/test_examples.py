@@ -124,3 +124,21 @@ def test_thread_server():
         "SLOW                   -> 504 deadline exceeded",
         "goroutines left after shutdown: 0",
     ]
+
+
+def test_tracker():
+    assert run_example("tracker.py").splitlines() == [
+        "shutdown: all finished, 10 of 10 events recorded",
+        "shutdown: timed out (context deadline exceeded), 0 of 10 events recorded",
+        "after the store recovered: 10 of 10 events recorded",
+    ]
+
+
+def test_pipeline():
+    assert run_example("pipeline.py").splitlines() == [
+        "pipeline gen(1..10) -> sq -> sum: 385",
+        "fan-out to 2 sq workers, fan-in: [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]",
+        "cancellation: took 1 of 2000 squares, then closed stop",
+        "goroutines left after the three pipelines: 0",
+        "drop: sent 5, dropped 15; the consumer later gets [0, 1, 2, 3, 4]",
+    ]
