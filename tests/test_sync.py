@@ -164,18 +164,7 @@ def test_unlocked_read_yield_write_does_lose_updates(procs2):
     assert state["counter"] < 8 * 300
 
 
-STRANDING = (
-    "scheduler: a goroutine readied onto a lent P that sysmon has taken back is "
-    "stranded (the known csrc/sched bug, see tests/c/test_sync.py); here about 1 run "
-    "in 6 the woken goroutine waiter stays stranded until the hog stops; never with "
-    "PYGORO_MAX_EXTRA_PROCS=0"
-)
-
-
-@pytest.mark.parametrize("waiter_kind", [
-    pytest.param("goroutine", marks=pytest.mark.skip(reason=STRANDING)),
-    "thread",
-])
+@pytest.mark.parametrize("waiter_kind", ["goroutine", "thread"])
 def test_mutex_starvation_mode_bounds_a_hog(procs2, waiter_kind):
     """A goroutine re-locking in a tight loop cannot keep a waiter out: once
     the waiter has waited 1 ms its next failed attempt switches the Mutex to

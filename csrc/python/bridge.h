@@ -52,6 +52,9 @@ enum bridge_chan_kind {
  * owner, which keeps c alive and frees it: the Chan never does. Receive-only
  * from Python: send, send_case and close raise TypeError. */
 PyObject *bridge_chan_wrap(goro_chan_t *c, int kind, PyObject *owner);
+/* The C channel under a Chan or a SendChan/RecvChan view (borrowed: o keeps
+ * it alive) and its enum bridge_chan_kind; NULL with TypeError otherwise. */
+goro_chan_t *bridge_chan_get(PyObject *o, int *kind);
 /* time_type.c: sleep and the timers behind pygoro.time */
 int bridge_time_init(PyObject *module);
 /* sync_type.c: Mutex, RWMutex, RLock, WaitGroup, Once, Cond (pygoro.sync) */
@@ -59,5 +62,7 @@ int bridge_sync_init(PyObject *module);
 /* The exception-report callback (pygoro.runtime calls _set_exception_handler). */
 extern PyObject *bridge_exception_handler;
 extern int bridge_finalizing;
+/* sync_extra_type.c: Pool, Semaphore, atomic Int64 and Value */
+int bridge_sync_extra_init(PyObject *module);
 
 #endif

@@ -601,3 +601,37 @@ int bridge_chan_init(PyObject *m)
         return -1;
     return PyModule_AddFunctions(m, chan_module_methods);
 }
+
+/* ---- for the other blocking types of the bridge (sync_extra_type.c) ---- */
+
+goro_chan_t *bridge_chan_get(PyObject *o, int *kind)
+{
+    PyObject *view = NULL;
+    if (!PyObject_TypeCheck(o, &Chan_Type)) {
+        /* a SendChan/RecvChan view (pygoro._chan) wraps its Chan in _chan */
+        int is_view = 0;
+        if (recv_view_type != NULL && (is_view = PyObject_IsInstance(o, recv_view_type)) < 0)
+            return NULL;
+        if (!is_view && send_view_type != NULL &&
+            (is_view = PyObject_IsInstance(o, send_view_type)) < 0)
+            return NULL;
+        if (!is_view) {
+            PyErr_Format(PyExc_TypeError, "expected a channel, not %.100s", Py_TYPE(o)->tp_name);
+            return NULL;
+        }
+        view = PyObject_GetAttrString(o, "_chan");
+        if (view == NULL)
+            return NULL;
+        if (!PyObject_TypeCheck(view, &Chan_Type)) {
+            Py_DECREF(view);
+            PyErr_SetString(PyExc_TypeError, "channel view does not wrap a Chan");
+            return NULL;
+        }
+        o = view;
+    }
+    ChanObject *ch = (ChanObject *)o;
+    goro_chan_t *c = ch->c;
+    *kind = ch->kind;
+    Py_XDECREF(view); /* the view, which the caller holds, keeps the Chan alive */
+    return c;
+}

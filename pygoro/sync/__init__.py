@@ -18,6 +18,10 @@
     c.Wait(); c.Signal()        c.wait(); c.signal(); c.broadcast()
     sync.Locker                 Locker (a Protocol: lock() and unlock())
     (none)                      RLock(): reentrant, owned by a goroutine
+    sync.Pool{New: f}           Pool(new=f); p.get(); p.put(x)
+    semaphore.NewWeighted(n)    Semaphore(n); s.acquire(ctx, n); s.try_acquire(n);
+      (golang.org/x/sync)         s.release(n)
+    atomic.Int64, atomic.Value  atomic.Int64(), atomic.Value()  (pygoro.sync.atomic)
 
 Every blocking call works from a goroutine (it parks; its thread runs other
 goroutines, and the GIL is free meanwhile), from a plain thread (it sleeps
@@ -46,10 +50,22 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 from .. import _core
 
-# Pool, Semaphore and atomic are re-exported here at merge (pygoro/sync/_pool.py,
-# _semaphore.py, atomic.py).
+from . import atomic
+from ._pool import Pool
+from ._semaphore import Semaphore
 
-__all__ = ["Locker", "Mutex", "RWMutex", "RLock", "WaitGroup", "Once", "Cond"]
+__all__ = [
+    "Locker",
+    "Mutex",
+    "RWMutex",
+    "RLock",
+    "WaitGroup",
+    "Once",
+    "Cond",
+    "Pool",
+    "Semaphore",
+    "atomic",
+]
 
 Mutex = _core.Mutex
 RWMutex = _core.RWMutex
