@@ -142,3 +142,12 @@ def test_pipeline():
         "goroutines left after the three pipelines: 0",
         "drop: sent 5, dropped 15; the consumer later gets [0, 1, 2, 3, 4]",
     ]
+
+
+def test_config_cow():
+    assert run_example("config_cow.py").splitlines() == [
+        "8 readers, 16000 reads, 200 reloads",
+        "torn configs seen: 0",
+        "a reader saw the version go backwards: 0",
+        "final version: 200",
+    ]
