@@ -28,11 +28,11 @@ from pygoro import context, runtime
 N = 1000
 
 
-def _wait_parked(n_before: int, n: int) -> None:
-    """Return once n goroutines beyond n_before exist and have had the time
-    to reach their receive (they only start, signal and park)."""
-    while runtime.num_goroutine() < n_before + n:
-        time.sleep(0.001)
+def _wait_parked(ready: pygoro.Chan, n: int) -> None:
+    """Return once n waiters have signalled on ready, the last thing each
+    does before it blocks, and have had the time to block."""
+    for _ in range(n):
+        ready.recv()
     time.sleep(0.02)  # let the last ones park; not part of the measurement
 
 
@@ -45,8 +45,10 @@ def _cancel_fan_out(n: int, use_select: bool, from_goroutine: bool,
     parent, cancel = context.with_cancel(context.background())
     finished = pygoro.chan()
     count = itertools.count(1)  # next() is atomic under the GIL
+    ready = pygoro.chan(n)
 
     def waiter(ctx: context.Context) -> None:
+        ready.send(None)
         if use_select:
             pygoro.select(ctx.done_case())
         else:
@@ -59,7 +61,7 @@ def _cancel_fan_out(n: int, use_select: bool, from_goroutine: bool,
         ctx, child_cancel = context.with_cancel(parent)
         children.append(child_cancel)
         pygoro.go(waiter, ctx)
-    _wait_parked(base, n)
+    _wait_parked(ready, n)
     cpu0 = time.process_time_ns()
     if from_goroutine:
         started = pygoro.chan(1)
