@@ -176,6 +176,7 @@ struct g {
     /* where it came from, for stack dumps */
     const char *label;       /* optional name (C entry function or Python qualname) */
     int64_t created_at;
+    uint64_t parent_goid;    /* the goroutine that spawned it; 0: a plain thread */
 
     /* all-G list, for dumps and counting (guarded by sched.allglock) */
     struct g *alllink_next;
@@ -345,6 +346,32 @@ int sched_max_procs(void);
  * interruptible)? Primitives that can withdraw a wait copy this into
  * gp->thread_interruptible before go_park; the rest leave it false. */
 bool thread_is_interruptible(void);
+
+/* ------------------------------------------------------------------------ */
+/* Goroutine dumps: sched/dump.c                                              */
+
+/* What a dump shows of one goroutine, copied under sched.allglock. */
+struct g_info {
+    uint64_t goid;
+    uint64_t parent_goid;
+    uint32_t status;        /* enum gstatus */
+    uint8_t wait_reason;    /* enum wait_reason, while G_WAITING */
+    int64_t waited_ns;      /* how long it has been parked; -1 if not parked */
+    const char *label;
+    goro_fn entry;
+    void *arg;              /* entry's argument (the bridge's per-goroutine state) */
+    void *py;               /* g->py at the time of the copy */
+    bool current;           /* the goroutine that took the snapshot */
+};
+/* Every live goroutine, current first, then by goid: a malloc'd array of *n
+ * entries (free it), or NULL when out of memory. Takes sched.allglock: call
+ * with no runtime lock held. */
+struct g_info *dump_snapshot(size_t *n);
+/* "running", "runnable", or the wait reason of a parked goroutine. */
+const char *dump_state_string(const struct g_info *gi);
+/* Name a code address for humans: "symbol" or "symbol+0xoff" if the dynamic
+ * linker knows the symbol, else "object.so+0xoff", else "0xaddr". Returns buf. */
+char *dump_symbolize(const void *pc, char *buf, size_t size);
 
 /* Report an unrecoverable runtime error and abort. */
 _Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -68,10 +68,10 @@ int bridge_after_interrupt(const char *what)
         if (count == -1 && PyErr_Occurred())
             return -1;
         if (count <= 1 && goro_runtime_idle()) {
-            PyErr_Format(bridge_deadlock_error,
-                         "all goroutines are asleep - deadlock! (the main thread is blocked "
-                         "on %s, and no goroutine, timer or other thread can wake it)",
-                         what);
+            bridge_raise_deadlock(
+                "all goroutines are asleep - deadlock! (the main thread is blocked "
+                "on %s, and no goroutine, timer or other thread can wake it)",
+                what);
             return -1;
         }
     }
@@ -419,6 +419,37 @@ static PyTypeObject Case_Type = {
 
 #define SELECT_STACK_CASES 8
 
+/* select()'s keyword names, interned: keyword names reach us interned, so
+ * an identity test settles the common case without a string compare. */
+static PyObject *str_default, *str_timeout;
+/* (-1, None, False): the result of a select whose default (or timeout) was
+ * taken, made once - a tuple is immutable. */
+static PyObject *select_none_result;
+
+static bool kw_is(PyObject *name, PyObject *interned, const char *ascii)
+{
+    return name == interned || PyUnicode_CompareWithASCIIString(name, ascii) == 0;
+}
+
+/* (index, value, ok) for the chosen case, built directly: Py_BuildValue
+ * parsed its format string on every call, a third of a non-blocking
+ * select's cost. value is borrowed. */
+static PyObject *select_result(int index, PyObject *value, bool ok)
+{
+    PyObject *i = PyLong_FromLong(index);
+    if (i == NULL)
+        return NULL;
+    PyObject *t = PyTuple_New(3);
+    if (t == NULL) {
+        Py_DECREF(i);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, i);
+    PyTuple_SET_ITEM(t, 1, Py_NewRef(value));
+    PyTuple_SET_ITEM(t, 2, Py_NewRef(ok ? Py_True : Py_False));
+    return t;
+}
+
 static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kwnames)
 {
@@ -429,11 +460,11 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
         for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
             PyObject *name = PyTuple_GET_ITEM(kwnames, k);
             PyObject *val = args[nargs + k];
-            if (PyUnicode_CompareWithASCIIString(name, "default") == 0) {
+            if (kw_is(name, str_default, "default")) {
                 block_default = PyObject_IsTrue(val);
                 if (block_default < 0)
                     return NULL;
-            } else if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0) {
+            } else if (kw_is(name, str_timeout, "timeout")) {
                 if (val != Py_None) {
                     timeout = PyFloat_AsDouble(val);
                     if (timeout == -1.0 && PyErr_Occurred())
@@ -523,12 +554,12 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
         goto done;
     }
     if (r == GORO_SELECT_NONE) {
-        result = Py_BuildValue("(iOO)", -1, Py_None, Py_False);
+        result = Py_NewRef(select_none_result);
         goto done;
     }
     if (cases[r].dir == CASE_SEND) {
         slots[r].obj = NULL; /* the receiver owns it now */
-        result = Py_BuildValue("(iOO)", r, Py_None, Py_True);
+        result = select_result(r, Py_None, true);
     } else {
         PyObject *v = NULL;
         if (cases[r].recv_ok) {
@@ -539,7 +570,7 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
             }
         }
         slots[r].obj = NULL;
-        result = Py_BuildValue("(iOO)", r, v ? v : Py_None, cases[r].recv_ok ? Py_True : Py_False);
+        result = select_result(r, v ? v : Py_None, cases[r].recv_ok);
         Py_XDECREF(v);
     }
 done:
@@ -591,6 +622,11 @@ int bridge_chan_init(PyObject *m)
         return -1;
     if (PyModule_AddObjectRef(m, "ClosedChannelError", bridge_closed_channel_error) < 0 ||
         PyModule_AddObjectRef(m, "DeadlockError", bridge_deadlock_error) < 0)
+        return -1;
+    str_default = PyUnicode_InternFromString("default");
+    str_timeout = PyUnicode_InternFromString("timeout");
+    select_none_result = Py_BuildValue("(iOO)", GORO_SELECT_NONE, Py_None, Py_False);
+    if (str_default == NULL || str_timeout == NULL || select_none_result == NULL)
         return -1;
     PyObject *threading = PyImport_ImportModule("threading");
     if (threading == NULL)

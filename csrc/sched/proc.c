@@ -962,6 +962,7 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     gp->pinned_m = NULL;
     gp->wait_reason = WAIT_NONE;
     gp->created_at = 0;
+    gp->parent_goid = mp && mp->curg ? mp->curg->goid : 0;
     gp->park_unlock = NULL;
     gp->param = NULL;
     atomic_store_explicit(&gp->select_done, 0, memory_order_relaxed);
@@ -1080,7 +1081,9 @@ static inline int64_t coarse_now(void)
 void go_park(park_unlock_fn unlockf, void *arg, enum wait_reason reason)
 {
     struct g *gp = getg();
-    gp->wait_since = coarse_now();
+    /* relaxed atomic stores: a dump (sched/dump.c) reads both from another
+     * thread; they are for humans and need no ordering */
+    __atomic_store_n(&gp->wait_since, coarse_now(), __ATOMIC_RELAXED);
     if (gp->is_thread) {
         thread_park(gp, unlockf, arg, reason);
         return;
@@ -1090,12 +1093,12 @@ void go_park(park_unlock_fn unlockf, void *arg, enum wait_reason reason)
         rt_throw("go_park called on g0");
     gp->park_unlock = unlockf;
     gp->park_arg = arg;
-    gp->wait_reason = (uint8_t)reason;
+    __atomic_store_n(&gp->wait_reason, (uint8_t)reason, __ATOMIC_RELAXED);
     stack_check(gp);
     mp->mcall = MCALL_PARK;
     g_switch(gp, &mp->g0, false);
     /* Resumed, possibly on another M. */
-    gp->wait_reason = WAIT_NONE;
+    __atomic_store_n(&gp->wait_reason, WAIT_NONE, __ATOMIC_RELAXED);
     if (gp->detached) {
         gp->detached = false;
         if (rt_hooks.g_attach)
