@@ -34,8 +34,6 @@ PYGORO_H = os.path.join(ROOT, "csrc", "include", "pygoro.h")
 # Documented from /work/shared/API.md ahead of their code. None: the whole
 # module is on its way; a set: those names of an existing module are.
 PENDING: dict[str, set[str] | None] = {
-    "pygoro.sync": None,
-    "pygoro.sync.atomic": None,
     "pygoro.testing": None,
     "pygoro.pytest_plugin": None,
     "pygoro.runtime": {"Goroutine", "goroutines", "stack", "dump_on_signal"},
