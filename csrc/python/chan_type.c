@@ -418,6 +418,10 @@ static PyTypeObject Case_Type = {
 /* ---- select ---- */
 
 #define SELECT_STACK_CASES 8
+/* A timeout this long (2^62 ns, 146 years) or longer waits without limit:
+ * converting more to int64 nanoseconds would overflow (undefined in C), and
+ * below it now + timeout cannot overflow. */
+#define SELECT_TIMEOUT_LIMIT_NS 4611686018427387904.0
 
 static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kwnames)
@@ -496,8 +500,9 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
 
     int64_t timeout_ns = block_default ? 0 : GORO_FOREVER;
     int64_t deadline = 0;
-    if (!block_default && timeout >= 0.0) {
-        timeout_ns = (int64_t)(timeout * 1e9);
+    if (!block_default && timeout >= 0.0 && timeout * 1e9 < SELECT_TIMEOUT_LIMIT_NS) {
+        /* rounded up, as timers are: never give up before the time asked */
+        timeout_ns = (int64_t)ceil(timeout * 1e9);
         deadline = goro_nanotime() + timeout_ns;
     }
     int r;
