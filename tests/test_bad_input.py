@@ -618,3 +618,214 @@ def test_any_context_timeout(d):
         assert ctx.err() is None
     cancel()
     assert ctx.err() is not None
+
+
+# ---- pygoro.sync ---------------------------------------------------------------------
+
+try:
+    from pygoro import sync as gosync
+except ImportError:  # pragma: no cover - lands from another branch
+    gosync = None
+
+needs_sync = pytest.mark.skipif(gosync is None, reason="pygoro.sync not merged yet")
+
+
+@needs_sync
+def test_mutex_misuse_leaves_it_usable():
+    m = gosync.Mutex()
+    with pytest.raises(TypeError):
+        gosync.Mutex(1)
+    with pytest.raises(RuntimeError, match="unlock of unlocked"):
+        m.unlock()
+    with pytest.raises(TypeError):
+        m.lock(1)
+    assert not m.locked()
+    with pytest.raises(KeyError):
+        with m:
+            raise KeyError  # the with block unlocks on the way out
+    assert m.try_lock() is True and m.try_lock() is False
+    m.unlock()
+    with pytest.raises(RuntimeError):
+        m.unlock()
+    assert run_in_goroutine(lambda: (m.lock(), m.unlock(), "ok")[-1]) == "ok"
+
+
+@needs_sync
+def test_rwmutex_misuse_leaves_its_state():
+    rw = gosync.RWMutex()
+    for op in (rw.runlock, rw.unlock, rw.rlocker().unlock):
+        with pytest.raises(RuntimeError):
+            op()
+    rw.rlock()
+    with pytest.raises(RuntimeError):
+        rw.unlock()  # read-locked, not write-locked
+    assert rw.try_lock() is False and rw.try_rlock() is True
+    rw.runlock()
+    rw.runlock()
+    with pytest.raises(RuntimeError):
+        rw.runlock()
+    rw.lock()
+    with pytest.raises(RuntimeError):
+        rw.runlock()
+    assert rw.try_rlock() is False
+    rw.unlock()
+    assert rw.try_lock() is True
+    rw.unlock()
+
+
+@needs_sync
+def test_rlock_unlock_by_a_non_owner():
+    rl = gosync.RLock()
+    with pytest.raises(RuntimeError, match="un-acquired"):
+        rl.unlock()
+    rl.lock()
+    rl.lock()
+    with pytest.raises(RuntimeError, match="un-acquired"):
+        run_in_goroutine(rl.unlock)
+    rl.unlock()
+    assert rl.is_owned()
+    rl.unlock()
+    assert not rl.is_owned()
+    assert run_in_goroutine(rl.try_lock) is True  # now owned by that goroutine
+    assert rl.try_lock() is False
+
+
+@needs_sync
+@pytest.mark.parametrize("delta", ["1", 1.5, None, math.nan, True, b"1"])
+def test_waitgroup_add_not_an_int(delta):
+    wg = gosync.WaitGroup()
+    with pytest.raises(TypeError, match="delta must be an int"):
+        wg.add(delta)
+    wg.wait()  # counter still 0
+
+
+@needs_sync
+def test_waitgroup_negative_and_overflowing_counter_leave_it_unchanged():
+    wg = gosync.WaitGroup()
+    wg.add(2)
+    for bad in (-3, -(1 << 40)):
+        with pytest.raises(RuntimeError, match="negative WaitGroup counter"):
+            wg.add(bad)
+    for bad in ((1 << 31) - 2, 1 << 31, 1 << 70):
+        with pytest.raises(OverflowError, match="overflows"):
+            wg.add(bad)
+    assert wg._state()["counter"] == 2
+    wg.done()
+    wg.done()
+    with pytest.raises(RuntimeError, match="negative"):
+        wg.done()
+    wg.wait()
+    with pytest.raises(TypeError, match="callable"):
+        wg.go(1)
+    assert wg._state()["counter"] == 0
+    wg.go(lambda: None)
+    wg.wait()
+
+
+@needs_sync
+def test_once_refuses_non_callables_without_being_used_up():
+    o = gosync.Once()
+    with pytest.raises(TypeError, match="callable"):
+        o.do(1)
+    assert not o.done()
+    with pytest.raises(ZeroDivisionError):
+        o.do(lambda: 1 / 0)
+    assert o.done()  # as in Go: a function that panicked still counts as done
+    ran = []
+    o.do(lambda: ran.append(1))
+    assert ran == []
+
+
+@needs_sync
+@pytest.mark.parametrize("lock", [None, 1, object(), threading.Lock()])
+def test_cond_needs_a_locker(lock):
+    with pytest.raises(TypeError, match="Locker"):
+        gosync.Cond(lock)
+
+
+@needs_sync
+def test_cond_wait_without_its_lock_held():
+    m = gosync.Mutex()
+    c = gosync.Cond(m)
+    with pytest.raises(RuntimeError, match="unlocked"):
+        c.wait()
+    assert not m.locked()
+    c.signal()
+    c.broadcast()
+    # still works: a waiter is woken by a signal
+    woke = chan(1)
+
+    def waiter():
+        with m:
+            woke.send("waiting")
+            c.wait()
+        woke.send("woken")
+
+    pygoro.go(waiter)
+    assert woke.recv() == "waiting"
+    with m:
+        c.signal()
+    assert woke.recv() == "woken"
+
+
+@needs_sync
+@bounded
+@given(ops=st.lists(st.one_of(st.integers(-3, 3).map(lambda n: ("add", n)),
+                              st.sampled_from([("done",), ("wait",)])), max_size=40))
+def test_waitgroup_ops_match_a_counter_model(ops):
+    wg, counter = gosync.WaitGroup(), 0
+    for op in ops:
+        if op[0] == "add":
+            if counter + op[1] < 0:
+                with pytest.raises(RuntimeError):
+                    wg.add(op[1])
+            else:
+                wg.add(op[1])
+                counter += op[1]
+        elif op[0] == "done":
+            if counter == 0:
+                with pytest.raises(RuntimeError):
+                    wg.done()
+            else:
+                wg.done()
+                counter -= 1
+        elif counter == 0:
+            wg.wait()  # would block forever otherwise
+        assert wg._state()["counter"] == counter
+
+
+@needs_sync
+@bounded
+@given(ops=st.lists(st.sampled_from(["lock", "try_lock", "unlock", "rlock", "try_rlock",
+                                     "runlock"]), max_size=40))
+def test_rwmutex_ops_match_a_model(ops):
+    rw, writer, readers = gosync.RWMutex(), False, 0
+    for op in ops:
+        if op == "lock" and not writer and readers == 0:
+            rw.lock()
+            writer = True
+        elif op in ("lock", "try_lock"):
+            ok = not writer and readers == 0
+            assert rw.try_lock() is ok
+            writer = writer or ok
+        elif op == "rlock" and not writer:
+            rw.rlock()
+            readers += 1
+        elif op in ("rlock", "try_rlock"):
+            ok = not writer
+            assert rw.try_rlock() is ok
+            readers += ok
+        elif op == "unlock":
+            if writer:
+                rw.unlock()
+                writer = False
+            else:
+                with pytest.raises(RuntimeError):
+                    rw.unlock()
+        elif op == "runlock":
+            if readers:
+                rw.runlock()
+                readers -= 1
+            else:
+                with pytest.raises(RuntimeError):
+                    rw.runlock()
