@@ -6,8 +6,10 @@ four cases (some disabled) ending by default, by timeout, by a
 pygoro.time.after() case, by a context's done case or by a case alone;
 sends through select; helper goroutines that send one value; random closes
 (the channel is replaced in its slot); context trees canceled at random and
-deadlines expiring; gomaxprocs changes; sleeps and yields; and the sync
-primitives when pygoro.sync exists.
+deadlines expiring; gomaxprocs changes; sleeps and yields; and, when
+pygoro.sync exists, Mutex-guarded increments, RWMutex readers checking that
+no write is seen half-done, a Once per round, and helpers joined by
+WaitGroup.go.
 
 Accounting: every value is a unique int. A send that returned marks it sent,
 a send that raised ClosedChannelError marks it failed (provably undelivered:
@@ -31,6 +33,7 @@ import random
 import sys
 import threading
 import time
+import traceback
 
 import pygoro
 from pygoro import ClosedChannelError, context, runtime, select
@@ -61,11 +64,18 @@ class Round:
         self.failed: list[int] = []
         self.received: list[int] = []
         self.counts: collections.Counter[str] = collections.Counter()
+        self.errors: list[str] = []
         self.helpers = pygoro.chan(1 << 20)  # each helper sends a token when done
         self.nhelpers = 0
         self.guarded = 0
         self.mu = gosync.Mutex() if gosync else None
+        # helpers are joined through a WaitGroup when pygoro.sync exists
         self.wg = gosync.WaitGroup() if gosync else None
+        # writers keep pair[0] == pair[1] under the write lock; readers check
+        self.rw = gosync.RWMutex() if gosync else None
+        self.pair = [0, 0]
+        self.once = gosync.Once() if gosync else None
+        self.once_calls = 0
 
     def replace_and_close(self, rng: random.Random) -> bool:
         i = rng.randrange(len(self.slots))
@@ -175,6 +185,29 @@ class Worker:
         else:
             self.got(v, ok)
 
+    def rw_op(self) -> None:
+        r = self.r
+        if self.rng.random() < 0.2:
+            with r.rw:
+                r.pair[0] += 1
+                if self.rng.random() < 0.3:
+                    runtime.gosched()  # hold the write lock across a park
+                r.pair[1] += 1
+            self.counts["rw_writes"] += 1
+        else:
+            with r.rw.rlocker():
+                a = r.pair[0]
+                if self.rng.random() < 0.1:
+                    runtime.gosched()
+                assert a == r.pair[0] == r.pair[1], "a reader saw a half-done write"
+            self.counts["rw_reads"] += 1
+        if self.rng.random() < 0.05:
+            self.counts["once_tries"] += 1
+            r.once.do(self.once_fn)
+
+    def once_fn(self) -> None:
+        self.r.once_calls += 1
+
     def helper(self, ch: pygoro.Chan, v: int) -> None:
         try:
             self.send(ch, v)
@@ -197,9 +230,12 @@ class Worker:
                 elif op < 0.70:
                     self.select_op()
                 elif op < 0.74:
-                    with r.lock:
-                        r.nhelpers += 1
-                    pygoro.go(self.helper, self.chan(), self.new_id())
+                    if r.wg is not None:
+                        r.wg.go(self.send, self.chan(), self.new_id())
+                    else:
+                        with r.lock:
+                            r.nhelpers += 1
+                        pygoro.go(self.helper, self.chan(), self.new_id())
                     self.counts["helpers"] += 1
                 elif op < 0.80:
                     # wait on the round's context or a channel, whichever first
@@ -213,10 +249,12 @@ class Worker:
                     else:
                         assert sub.err() is not None
                         self.counts["ctx_done"] += 1
-                elif op < 0.86 and r.mu is not None:
+                elif op < 0.83 and r.mu is not None:
                     with r.mu:
                         r.guarded += 1
                     self.counts["mutex_adds"] += 1
+                elif op < 0.86 and r.rw is not None:
+                    self.rw_op()
                 elif op < 0.92:
                     runtime.gosched()
                 elif op < 0.97:
@@ -224,6 +262,8 @@ class Worker:
                 elif op < 0.985:
                     if r.replace_and_close(rng):
                         self.counts["closes"] += 1
+        except BaseException as e:  # a violation seen on the spot: fail the round
+            r.errors.append(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
         finally:
             with r.lock:
                 r.counts.update(self.counts)
@@ -269,6 +309,8 @@ def run_round(seed: int, seconds: float, totals: collections.Counter) -> None:
     # helpers started before the end: each sends a token when finished
     for _ in range(r.nhelpers):
         r.helpers.recv()
+    if r.wg is not None:
+        r.wg.wait()
     drained = 0
     for c in r.all:
         for v in c:  # closed: iteration ends once drained
@@ -276,6 +318,7 @@ def run_round(seed: int, seconds: float, totals: collections.Counter) -> None:
             drained += 1
 
     where = f"seed {seed}"
+    assert not r.errors, f"{where}: {len(r.errors)} workers failed; first:\n{r.errors[0]}"
     counts = collections.Counter(r.received)
     dups = [v for v, n in counts.items() if n > 1]
     assert not dups, f"{where}: received twice: {dups[:5]}"
@@ -286,9 +329,13 @@ def run_round(seed: int, seconds: float, totals: collections.Counter) -> None:
     assert failed & got == set(), f"{where}: failed send delivered: {sorted(failed & got)[:5]}"
     if r.mu is not None:
         assert r.guarded == r.counts["mutex_adds"], where
+        assert r.pair == [r.counts["rw_writes"]] * 2, where
+        tried = r.counts["once_tries"] > 0
+        assert r.once_calls == int(tried) and r.once.done() == tried, where
     totals.update(r.counts)
     totals.update(sent=len(sent), failed=len(failed), received=len(r.received),
-                  drained=drained, goroutines=ngor + 1 + r.nhelpers, threads=nthreads, rounds=1)
+                  drained=drained, threads=nthreads, rounds=1,
+                  goroutines=ngor + 1 + r.counts["helpers"])
 
 
 def test_random_traffic_conserves_every_value():
@@ -320,3 +367,5 @@ def test_random_traffic_conserves_every_value():
     assert totals["failed"] > 0 and totals["closes"] > 0, totals
     assert totals["select_none"] > 0 and totals["ctx_done"] > 0, totals
     assert totals["procs_changes"] > 0, totals
+    if gosync is not None:
+        assert totals["mutex_adds"] > 0 and totals["rw_reads"] > 0 and totals["rw_writes"] > 0
