@@ -7,7 +7,8 @@
  * generator: blocking and non-blocking sends and receives, selects of 1-4
  * cases (some disabled) with a default, a timeout, a timer channel's case or
  * no way out, short-lived helper goroutines that make one blocking send,
- * Mutex-guarded increments, sleeps, yields, and rarely the close of a
+ * Mutex-guarded increments, RWMutex readers checking that no write is seen
+ * half-done (writers may park holding it), a Once per round, sleeps, yields, and rarely the close of a
  * channel, which is then replaced by a fresh one in its slot. A gomaxprocs
  * goroutine changes GOMAXPROCS between 1 and 4 every few milliseconds.
  *
@@ -43,6 +44,8 @@ enum {
     ST_OPS, ST_SENT, ST_FAILED, ST_RECVD, ST_SELECTS, ST_NONE, ST_TIMER_FIRES,
     ST_CLOSES, ST_GOROUTINES, ST_THREADS, ST_PROCS_CHANGES, ST_ROUNDS,
     ST_MUTEX_ADDS, ST_DRAINED, ST_LEFTOVER, ST_ELAPSED_NS,
+    /* kept per round only, not reported */
+    ST_RW_WRITES, ST_ONCE_TRIES, NSTAT_ALL,
 };
 
 static _Atomic int64_t nerrors;
@@ -125,7 +128,12 @@ struct round {
     goro_waitgroup_t wg; /* workers, helpers, the gomaxprocs goroutine */
     goro_mutex_t mu;
     int64_t guarded;     /* under mu */
-    int64_t stat[NSTAT]; /* summed by workers at their end, under all_mu */
+    goro_rwmutex_t rw;
+    /* under rw; plain, so that TSAN checks the RWMutex's happens-before */
+    int64_t pair[2]; /* equal whenever rw is not write-locked */
+    goro_once_t once;
+    _Atomic int64_t once_calls;
+    int64_t stat[NSTAT_ALL]; /* summed by workers at their end, under all_mu */
     int max_procs;
 };
 
@@ -133,7 +141,7 @@ struct worker {
     struct round *r;
     struct rng rng;
     int64_t next_id, end_id;
-    int64_t stat[NSTAT];
+    int64_t stat[NSTAT_ALL];
 };
 
 struct helper {
@@ -226,7 +234,7 @@ static void replace_and_close(struct worker *w)
 static void helper_main(void *arg)
 {
     struct helper *h = arg;
-    int64_t stat[NSTAT] = {0};
+    int64_t stat[NSTAT_ALL] = {0};
     note_send(h->r, h->id, goro_chan_send(h->c, &h->id), stat);
     pthread_mutex_lock(&h->r->all_mu);
     h->r->stat[ST_SENT] += stat[ST_SENT];
@@ -328,6 +336,42 @@ static void do_select(struct worker *w)
     }
 }
 
+static void once_fn(void *arg)
+{
+    atomic_fetch_add_explicit(&((struct round *)arg)->once_calls, 1, memory_order_relaxed);
+}
+
+static void rw_op(struct worker *w)
+{
+    struct round *r = w->r;
+    if (rnd(&w->rng, 5) == 0) {
+        goro_rwmutex_lock(&r->rw);
+        r->pair[0]++;
+        if (rnd(&w->rng, 4) == 0)
+            goro_gosched(); /* hold it across a park */
+        r->pair[1]++;
+        if (goro_rwmutex_unlock(&r->rw) != GORO_OK)
+            fail("rwmutex unlock");
+        w->stat[ST_RW_WRITES]++;
+    } else {
+        goro_rwmutex_rlock(&r->rw);
+        int64_t a = r->pair[0];
+        if (rnd(&w->rng, 10) == 0)
+            goro_gosched();
+        int64_t b = r->pair[1];
+        if (a != b || a != r->pair[0])
+            fail("a reader saw a half-done write (%lld, %lld)", (long long)a, (long long)b);
+        if (goro_rwmutex_runlock(&r->rw) != GORO_OK)
+            fail("rwmutex runlock");
+    }
+    if (rnd(&w->rng, 20) == 0) {
+        w->stat[ST_ONCE_TRIES]++;
+        goro_once_do(&r->once, once_fn, r);
+        if (atomic_load_explicit(&r->once_calls, memory_order_relaxed) != 1)
+            fail("once_do returned before its function ran once");
+    }
+}
+
 static void worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -379,6 +423,8 @@ static void worker_main(void *arg)
             if (goro_go(helper_main, h) != GORO_OK)
                 abort();
             w->stat[ST_GOROUTINES]++;
+        } else if (op < 905) { /* RWMutex: readers never see a half-done write */
+            rw_op(w);
         } else if (op < 930) { /* guarded increment */
             goro_mutex_lock(&r->mu);
             r->guarded++;
@@ -393,7 +439,7 @@ static void worker_main(void *arg)
         }
     }
     pthread_mutex_lock(&r->all_mu);
-    for (int i = 0; i < NSTAT; i++)
+    for (int i = 0; i < NSTAT_ALL; i++)
         r->stat[i] += w->stat[i];
     pthread_mutex_unlock(&r->all_mu);
     goro_waitgroup_done(&r->wg);
@@ -453,6 +499,12 @@ static void check_round(struct round *r, struct worker *ws)
         if (s && f && both++ < 3)
             fail("id %lld both sent and failed", (long long)v);
     }
+    if (r->pair[0] != r->stat[ST_RW_WRITES] || r->pair[1] != r->stat[ST_RW_WRITES])
+        fail("rw-guarded pair (%lld, %lld), writes %lld", (long long)r->pair[0],
+             (long long)r->pair[1], (long long)r->stat[ST_RW_WRITES]);
+    if (atomic_load(&r->once_calls) != (r->stat[ST_ONCE_TRIES] > 0))
+        fail("once ran %lld times after %lld tries", (long long)atomic_load(&r->once_calls),
+             (long long)r->stat[ST_ONCE_TRIES]);
     if (r->guarded != r->stat[ST_MUTEX_ADDS])
         fail("mutex-guarded counter %lld, increments %lld", (long long)r->guarded,
              (long long)r->stat[ST_MUTEX_ADDS]);
