@@ -829,3 +829,111 @@ def test_rwmutex_ops_match_a_model(ops):
             else:
                 with pytest.raises(RuntimeError):
                     rw.runlock()
+
+
+@needs_sync
+@pytest.mark.parametrize("n", [0, -1, 1.5, "2", None, math.nan, 1 << 64])
+def test_semaphore_size_out_of_range_or_not_an_int(n):
+    with pytest.raises((ValueError, TypeError, OverflowError)):
+        gosync.Semaphore(n)
+
+
+@needs_sync
+def test_semaphore_bad_weights_change_nothing():
+    s = gosync.Semaphore(3)
+    assert s.try_acquire(2)
+    for n in (0, -1, 4, 1 << 70):
+        for op in (s.try_acquire, s.release, lambda n: s.acquire(None, n)):
+            with pytest.raises(ValueError, match="1..3"):
+                op(n)
+    for n in (1.5, "1", None):
+        with pytest.raises(TypeError):
+            s.try_acquire(n)
+        with pytest.raises(TypeError):
+            s.release(n)
+    with pytest.raises(TypeError, match="context"):
+        s.acquire(1)  # the weight passed where the context goes
+    assert (s.held, s.size, s.waiters) == (2, 3, 0)
+    with pytest.raises(RuntimeError):
+        s.release(3)  # more than is held
+    assert s.held == 2
+    ctx, cancel = context.with_cancel(context.background())
+    cancel()
+    with pytest.raises(context.Canceled):
+        s.acquire(ctx, 2)  # does not fit, and ctx is done: holds nothing
+    assert s.held == 2
+    s.release(2)
+    assert s.try_acquire(3)
+    s.release(3)
+
+
+@needs_sync
+def test_pool_new_must_be_callable_and_errors_of_new_propagate():
+    for bad in (1, "x", []):
+        with pytest.raises(TypeError, match="callable"):
+            gosync.Pool(new=bad)
+    p = gosync.Pool(new=lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        p.get()
+    p.put("kept")
+    assert p.get() == "kept"  # the pool still works after new() raised
+    with pytest.raises(AttributeError):
+        p.new = list
+    with pytest.raises(TypeError):
+        p.put()
+
+
+@needs_sync
+@pytest.mark.parametrize("v", [1.5, "1", None, b"1", math.nan])
+def test_atomic_int64_refuses_non_ints_and_keeps_its_value(v):
+    from pygoro.sync import atomic
+
+    i = atomic.Int64(5)
+    for op in (i.store, i.add, i.swap, lambda x: i.compare_and_swap(5, x),
+               lambda x: i.compare_and_swap(x, 6)):
+        with pytest.raises(TypeError):
+            op(v)
+    assert i.load() == 5
+
+
+@needs_sync
+@pytest.mark.parametrize("v", [1 << 63, -(1 << 63) - 1, 1 << 200])
+def test_atomic_int64_refuses_values_beyond_int64(v):
+    from pygoro.sync import atomic
+
+    with pytest.raises(OverflowError, match="Int64"):
+        atomic.Int64(v)
+    i = atomic.Int64(7)
+    for op in (i.store, i.add, i.swap):
+        with pytest.raises(OverflowError):
+            op(v)
+    assert i.load() == 7
+
+
+@needs_sync
+@bounded
+@given(start=st.integers(-(1 << 63), (1 << 63) - 1),
+       ops=st.lists(st.tuples(st.sampled_from(["store", "add", "swap", "cas"]),
+                              st.integers(-(1 << 63), (1 << 63) - 1)), max_size=30))
+def test_atomic_int64_matches_a_wrapping_int64_model(start, ops):
+    from pygoro.sync import atomic
+
+    def wrap(x: int) -> int:
+        return (x + (1 << 63)) % (1 << 64) - (1 << 63)
+
+    i, m = atomic.Int64(start), start
+    for op, x in ops:
+        if op == "store":
+            i.store(x)
+            m = x
+        elif op == "add":
+            m = wrap(m + x)
+            assert i.add(x) == m
+        elif op == "swap":
+            assert i.swap(x) == m
+            m = x
+        else:
+            assert i.compare_and_swap(m, x) is True
+            assert i.compare_and_swap(wrap(x + 1), m) is False
+            m = x
+        assert i.load() == m
