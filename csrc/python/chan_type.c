@@ -59,6 +59,13 @@ static PyObject *send_view_type, *recv_view_type; /* pygoro._chan.SendChan/RecvC
 
 int bridge_after_interrupt(const char *what)
 {
+    /* Signal handlers first: Ctrl-C pressed at a deadlock is a
+     * KeyboardInterrupt, and a handler may itself start what wakes us
+     * (a goroutine, a thread), which the deadlock check below must see.
+     * It also turns the 100 ms idle tick into a second chance for a signal
+     * that arrived just before the wait began (no EINTR then). */
+    if (bridge_handle_interrupt() < 0)
+        return -1;
     if (goro_runtime_idle() && !in_goroutine()) {
         PyObject *n = PyObject_CallNoArgs(threading_active_count);
         if (n == NULL)
@@ -75,7 +82,7 @@ int bridge_after_interrupt(const char *what)
             return -1;
         }
     }
-    return bridge_handle_interrupt();
+    return 0;
 }
 
 static void release_elem(void *elem, void *ctx)
