@@ -61,9 +61,10 @@ void bridge_dump_after_fork_child(void);
 int bridge_chan_init(PyObject *module);
 extern PyObject *bridge_closed_channel_error;
 extern PyObject *bridge_deadlock_error;
-/* After a wait returned GORO_INTERRUPTED: DeadlockError if the main thread
- * waits on `what` (e.g. "a Mutex") that nothing left can complete, else the
- * signal handlers run. -1 with an exception set, or 0 to retry. */
+/* After a wait returned GORO_INTERRUPTED: the signal handlers run (Ctrl-C
+ * raises KeyboardInterrupt), then DeadlockError if the main thread waits on
+ * `what` (e.g. "a Mutex") that nothing left can complete. -1 with an
+ * exception set, or 0 to retry. */
 int bridge_after_interrupt(const char *what);
 /* What the C channel under a Chan carries, and what a receive returns. */
 enum bridge_chan_kind {

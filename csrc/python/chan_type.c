@@ -59,6 +59,13 @@ static PyObject *send_view_type, *recv_view_type; /* pygoro._chan.SendChan/RecvC
 
 int bridge_after_interrupt(const char *what)
 {
+    /* Signal handlers first: Ctrl-C pressed at a deadlock is a
+     * KeyboardInterrupt, and a handler may itself start what wakes us
+     * (a goroutine, a thread), which the deadlock check below must see.
+     * It also turns the 100 ms idle tick into a second chance for a signal
+     * that arrived just before the wait began (no EINTR then). */
+    if (bridge_handle_interrupt() < 0)
+        return -1;
     if (goro_runtime_idle() && !in_goroutine()) {
         PyObject *n = PyObject_CallNoArgs(threading_active_count);
         if (n == NULL)
@@ -75,7 +82,7 @@ int bridge_after_interrupt(const char *what)
             return -1;
         }
     }
-    return bridge_handle_interrupt();
+    return 0;
 }
 
 static void release_elem(void *elem, void *ctx)
@@ -418,6 +425,10 @@ static PyTypeObject Case_Type = {
 /* ---- select ---- */
 
 #define SELECT_STACK_CASES 8
+/* A timeout this long (2^62 ns, 146 years) or longer waits without limit:
+ * converting more to int64 nanoseconds would overflow (undefined in C), and
+ * below it now + timeout cannot overflow. */
+#define SELECT_TIMEOUT_LIMIT_NS 4611686018427387904.0
 
 /* select()'s keyword names, interned: keyword names reach us interned, so
  * an identity test settles the common case without a string compare. */
@@ -527,8 +538,9 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
 
     int64_t timeout_ns = block_default ? 0 : GORO_FOREVER;
     int64_t deadline = 0;
-    if (!block_default && timeout >= 0.0) {
-        timeout_ns = (int64_t)(timeout * 1e9);
+    if (!block_default && timeout >= 0.0 && timeout * 1e9 < SELECT_TIMEOUT_LIMIT_NS) {
+        /* rounded up, as timers are: never give up before the time asked */
+        timeout_ns = (int64_t)ceil(timeout * 1e9);
         deadline = goro_nanotime() + timeout_ns;
     }
     int r;
