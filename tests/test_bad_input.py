@@ -853,6 +853,9 @@ def test_semaphore_bad_weights_change_nothing():
             s.release(n)
     with pytest.raises(TypeError, match="context"):
         s.acquire(1)  # the weight passed where the context goes
+    for bad in ("ctx", object(), [1]):
+        with pytest.raises(TypeError, match="context"):
+            s.acquire(bad)  # not a context: no done()
     assert (s.held, s.size, s.waiters) == (2, 3, 0)
     with pytest.raises(RuntimeError):
         s.release(3)  # more than is held

@@ -310,7 +310,24 @@ static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *const *args,
         return NULL;
     }
     if (ctx != Py_None) {
-        done = PyObject_CallMethod(ctx, "done", NULL);
+        /* A context is anything with done() and err(), as in Go's interface;
+         * say so rather than leak an AttributeError about 'done'. */
+        PyObject *done_method = PyObject_GetAttrString(ctx, "done");
+        if (done_method == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return NULL;
+            PyErr_Clear();
+        }
+        if (done_method == NULL || !PyCallable_Check(done_method)) {
+            Py_XDECREF(done_method);
+            PyErr_Format(PyExc_TypeError,
+                         "Semaphore.acquire: ctx must be a context (with done() and err()) "
+                         "or None, not %.100s",
+                         Py_TYPE(ctx)->tp_name);
+            return NULL;
+        }
+        done = PyObject_CallNoArgs(done_method);
+        Py_DECREF(done_method);
         if (done == NULL)
             return NULL;
         if (done == Py_None) /* background(): never done */
