@@ -15,8 +15,9 @@ goroutines are not counted) and it is still alive `timeout` seconds (default
 pygoro.testing.LeakError, listing each leaked goroutine's stack and where it
 was created. A test that already failed is not checked again.
 
-Registered through the ``pytest11`` entry point when pygoro is installed;
-``-p pygoro.pytest_plugin`` loads it explicitly.
+Registered when pygoro is installed, through the ``pytest11`` entry point
+(the module pytest_pygoro, which imports this one only once conftest files
+are read); ``-p pygoro.pytest_plugin`` loads it explicitly.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ _DEFAULT_TIMEOUT = 1.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--pygoro-no-leaks",
-        action="store_true",
-        default=False,
-        help="pygoro: fail every test that leaves goroutines running",
-    )
+    try:
+        parser.addoption(
+            "--pygoro-no-leaks",
+            action="store_true",
+            default=False,
+            help="pygoro: fail every test that leaves goroutines running",
+        )
+    except ValueError:
+        pass  # the installed entry point (pytest_pygoro) added it already
 
 
 def pytest_configure(config: pytest.Config) -> None:

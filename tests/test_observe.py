@@ -544,7 +544,7 @@ PLUGIN_TESTS = """
 def _plugin_args() -> list[str]:
     from importlib.metadata import entry_points
 
-    installed = any(ep.value == "pygoro.pytest_plugin" for ep in entry_points(group="pytest11"))
+    installed = any(ep.value == "pytest_pygoro" for ep in entry_points(group="pytest11"))
     return [] if installed else ["-p", "pygoro.pytest_plugin"]
 
 
