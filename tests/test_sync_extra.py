@@ -276,7 +276,7 @@ def test_semaphore_misuse():
             s.release(bad)
     with pytest.raises(TypeError):
         s.acquire(n="1")
-    with pytest.raises(AttributeError):
+    with pytest.raises(TypeError, match="must be a context"):
         s.acquire(object())  # not a context
     with pytest.raises(TypeError, match="pass the weight as n="):
         s.acquire(2)
