@@ -50,8 +50,11 @@ enum bridge_chan_kind {
 PyObject *bridge_chan_wrap(goro_chan_t *c, int kind, PyObject *owner);
 /* time_type.c: sleep and the timers behind pygoro.time */
 int bridge_time_init(PyObject *module);
-/* The exception-report callback (pygoro.runtime calls _set_exception_handler). */
-extern PyObject *bridge_exception_handler;
+/* The exception-report callback (pygoro.runtime calls _set_exception_handler):
+ * a new reference or NULL; set takes its own reference. Both are safe
+ * without the GIL. */
+PyObject *bridge_get_exception_handler(void);
+void bridge_set_exception_handler(PyObject *fn);
 extern int bridge_finalizing;
 
 #endif
