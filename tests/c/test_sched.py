@@ -1,8 +1,10 @@
 """The scheduler, driven from C goroutines (no GIL in the loop)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 
 import pytest
@@ -154,6 +156,10 @@ def _overflow_in_subprocess(env=None):
 
 
 @pytest.mark.skipif(SANITIZED, reason="the sanitizer intercepts the overflow itself")
+@pytest.mark.skipif(
+    importlib.util.find_spec("cffi") is None and bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    reason="cffi is not available for free-threaded CPython 3.13; tested on the GIL builds",
+)
 @pytest.mark.parametrize("guarded", [True, False], ids=["guard-page", "slab-canary"])
 def test_stack_overflow_is_a_clear_fatal_error(guarded):
     # PYGORO_GUARDED_STACKS=0: every stack comes from a slab without a guard page
