@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import sysconfig
@@ -58,27 +57,41 @@ def test_importing_pygoro_keeps_the_gil_disabled():
 
 
 # Two goroutines each spin in pure Python, alternately at gomaxprocs 2 and 1
-# in one process; process CPU time over wall time shows how many of them ran
-# at once. Sysmon may not lend Ps here (PYGORO_MAX_EXTRA_PROCS=0): at one P
-# it would otherwise give the goroutine queued behind a spinning one a lent
-# P, as Go does for a thread blocked in a system call, and run it in
-# parallel. Spinning starts at once (no start barrier: a goroutine that
-# parked first would let its M start the other one too, pinning both to one
-# thread); the first keeps its M busy, so another M starts the second.
+# in one process. The signal: their spans overlap, and over its whole span
+# each goroutine's thread was *runnable* (running, or ready and waiting for a
+# CPU: the kernel's schedstat for the thread, which a pinned goroutine never
+# leaves) - nothing made either wait for the other. Under a GIL the spans
+# overlap too, but each thread sleeps while the other holds it (measured
+# with PYTHON_GIL=1: 0.54-0.76 of the span; 0.97-1.0 without). Unlike CPU
+# time per wall second this does not depend on what else the machine runs
+# (Linux autogroup gives a busy machine's session a fixed CPU share,
+# however many threads it has).
+# Sysmon may not lend Ps here (PYGORO_MAX_EXTRA_PROCS=0): at one P it would
+# otherwise start the goroutine queued behind a spinning one on a lent P, as
+# Go does for a thread blocked in a system call. Spinning starts at once (no
+# start barrier: a goroutine that parked first would let its M start the
+# other one too, pinning both to one thread); the first keeps its M busy, so
+# another M starts the second.
 PARALLEL = """
-import json, statistics, threading, time
+import json, threading, time
 import pygoro
 from pygoro import runtime
 
 N = {n}
 done = pygoro.chan(2)
 
+def schedstat():
+    with open("/proc/thread-self/schedstat") as f:
+        run_ns, wait_ns = map(int, f.read().split()[:2])
+    return run_ns + wait_ns
+
 def spin(i):
-    t0 = time.perf_counter()
+    t0, r0 = time.perf_counter(), schedstat()
     s = 0
     for k in range(N):
         s += k * k
-    done.send((i, threading.get_native_id(), t0, time.perf_counter()))
+    r1, t1 = schedstat(), time.perf_counter()
+    done.send((threading.get_native_id(), t0, t1, (r1 - r0) / 1e9 / (t1 - t0)))
 
 results = {{"2": [], "1": []}}
 for attempt in range(3):
@@ -88,38 +101,36 @@ for attempt in range(3):
         pygoro.go(spin, 0)
         pygoro.go(spin, 1)
         runs = [done.recv() for _ in range(2)]
-        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        cpu = time.process_time() - c0
         results[str(procs)].append({{
-            "ratio": cpu / wall, "wall": wall, "threads": len({{r[1] for r in runs}}),
-            "overlap": min(r[3] for r in runs) - max(r[2] for r in runs),
-            "shortest": min(r[3] - r[2] for r in runs)}})
+            "runnable": min(r[3] for r in runs),
+            "cpu": cpu / (time.perf_counter() - w0),
+            "threads": len({{r[0] for r in runs}}),
+            "overlap": min(r[2] for r in runs) - max(r[1] for r in runs),
+            "shortest": min(r[2] - r[1] for r in runs)}})
 print(json.dumps(results))
 """
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"),
+                    reason="needs Linux's per-thread schedstat")
 def test_two_goroutines_run_python_in_parallel():
     res = run_program(PARALLEL.format(n=1_500_000), env={"PYGORO_MAX_EXTRA_PROCS": "0"})
     two, one = res["2"], res["1"]
     for r in two:
-        # the spinners ran on two threads, their spans covering each other
+        # two threads, their spans covering each other, each runnable
+        # (running or waiting only for a CPU) for nearly all of its span
         assert r["threads"] == 2, res
         assert r["overlap"] > 0.5 * r["shortest"], res
+        assert r["runnable"] > 0.85, res
     for r in one:
         # one P: the second starts when the first is done
         assert r["overlap"] < 0.1 * r["shortest"], res
-        assert r["ratio"] < 1.15, res
-    # CPU time per wall second: ~1.0 at one P, ~1.9 at two on an idle 2-core
-    # machine; serialised Python (a GIL) stays at ~1.0. On a machine busy
-    # with other sessions' work (Linux autogroup gives this session a fixed
-    # share, however many threads it runs) the figure says nothing; the
-    # one-P runs tell whether that is the case.
-    r2 = statistics.median(r["ratio"] for r in two)
-    r1 = statistics.median(r["ratio"] for r in one)
-    if r1 < 0.8:
-        pytest.skip(f"machine too busy to measure parallelism: one spinning goroutine got "
-                    f"{r1:.2f} CPU-seconds per second (runs: {res})")
-    assert r2 > 1.3, res
-    assert r2 / r1 > 1.3, res
+    # CPU time per wall second (~1.9 at two Ps on an idle 2-core machine) is
+    # printed for the record only: it measures the machine's load as much as
+    # pygoro.
+    print("cpu per wall second at P=2:", [round(r["cpu"], 2) for r in two],
+          "at P=1:", [round(r["cpu"], 2) for r in one])
 
 
 # Pairs of goroutines ping-pong over channels, yield and sleep; every
