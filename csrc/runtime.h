@@ -336,6 +336,13 @@ bool sync_runtime_can_spin(int i);
 void sync_runtime_do_spin(void);
 /* Number of Ps (gomaxprocs) right now. */
 int sched_gomaxprocs(void);
+/* The id of the P the calling goroutine runs on, in [0, sched_max_procs()),
+ * or -1 on a plain thread (sched/procid.c). pygoro has no preemption, so
+ * the answer stays true until the goroutine parks or yields: per-P caches
+ * (sync/pool.c) use it the way Go's sync.Pool uses procPin. */
+int sched_current_pid(void);
+/* Upper bound on P ids for the life of the process. */
+int sched_max_procs(void);
 
 /* ------------------------------------------------------------------------ */
 /* Misc                                                                       */

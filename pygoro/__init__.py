@@ -18,6 +18,7 @@ from ._chan import RecvChan, SendChan
 from . import time  # pygoro.time (Go's package time)
 from . import context  # after time: deadlines use its timers
 from . import errgroup  # after context
+from . import sync  # pygoro.sync (Go's package sync)
 
 __all__ = [
     "go",
@@ -32,6 +33,7 @@ __all__ = [
     "time",
     "context",
     "errgroup",
+    "sync",
 ]
 
 __version__ = "0.1.0"

@@ -41,6 +41,8 @@ enum goro_status {
     GORO_ENOMEM = 6,
     GORO_EMISUSE = 7,     /* unlock of an unlocked mutex, negative WaitGroup
                              counter, WaitGroup reused before Wait returned */
+    GORO_CANCELED = 8,    /* a wait's cancel channel became ready first; the
+                             operation did not happen */
 };
 
 #define GORO_FOREVER ((int64_t)-1) /* timeout: block until done */
@@ -248,6 +250,105 @@ GORO_EXTERN void goro_cond_broadcast(goro_cond_t *c);
 GORO_EXTERN void goro_semacquire(_Atomic uint32_t *addr);
 /* handoff: pass the count directly to the first waiter (starvation mode). */
 GORO_EXTERN void goro_semrelease(_Atomic uint32_t *addr, bool handoff);
+
+/* ---- sync: Pool, weighted Semaphore, atomics --------------------------- */
+
+/* Go's sync.Pool of void* objects: a cache of free objects that goroutines
+ * share with little contention. Each P has a private slot and a shared
+ * stack; get looks at its own P first, then steals from other Ps, then
+ * calls new_fn (if any). A plain thread (no P) uses one shared fallback
+ * stack. Nothing is ever dropped: an object put stays pooled until a get
+ * returns it, goro_pool_drain releases it, or goro_pool_free does. (Go's
+ * garbage collector empties pools; here the program decides when, so a
+ * pool holds at most the objects put into it and not taken out.)
+ * Any goroutine or thread may call get, put and drain concurrently. */
+typedef struct goro_pool goro_pool_t;
+/* new_fn(arg) makes an object when the pool is empty (NULL: get returns
+ * NULL then). Returns NULL if out of memory. */
+GORO_EXTERN goro_pool_t *goro_pool_new(void *(*new_fn)(void *arg), void *arg);
+/* A pooled object (the caller now owns it), else new_fn's result, else NULL. */
+GORO_EXTERN void *goro_pool_get(goro_pool_t *p);
+/* Hand x to the pool: GORO_OK. NULL is ignored (GORO_OK, as Go's Put(nil)).
+ * GORO_ENOMEM if the pool's storage could not grow: x was not taken and
+ * still belongs to the caller. */
+GORO_EXTERN int goro_pool_put(goro_pool_t *p, void *x);
+/* Remove every object from the shared stacks (not the at most one per P
+ * that sits in a P's private slot) and call release(x, arg) on each, with
+ * no lock held (release may use the pool). Returns how many. Safe to call
+ * while other goroutines use the pool. */
+GORO_EXTERN size_t goro_pool_drain(goro_pool_t *p, void (*release)(void *x, void *arg), void *arg);
+/* Release every pooled object (release may be NULL) and free the pool.
+ * Nobody may be using the pool. */
+GORO_EXTERN void goro_pool_free(goro_pool_t *p, void (*release)(void *x, void *arg), void *arg);
+
+/* golang.org/x/sync/semaphore's Weighted: a semaphore of `size` units where
+ * each acquire takes n of them. Waiters are served strictly in FIFO order:
+ * a waiter that cannot be satisfied yet blocks everyone behind it, so a
+ * large request is never starved by a stream of small ones. */
+typedef struct goro_semaphore goro_semaphore_t;
+/* NULL if size < 1 or out of memory. */
+GORO_EXTERN goro_semaphore_t *goro_semaphore_new(int64_t size);
+/* Nobody may be waiting (aborts if it can see a waiter). */
+GORO_EXTERN void goro_semaphore_free(goro_semaphore_t *s);
+/* Block until n units are acquired: GORO_OK. GORO_EINVAL at once if n < 1
+ * or n > size (such a request could never be served). Not cancellable: a
+ * plain thread sleeps until served, like Mutex.Lock. */
+GORO_EXTERN int goro_semaphore_acquire(goro_semaphore_t *s, int64_t n);
+/* Acquire n units without blocking: GORO_OK, GORO_WOULDBLOCK (also when
+ * others are already waiting: no barging past the queue), GORO_EINVAL. */
+GORO_EXTERN int goro_semaphore_try_acquire(goro_semaphore_t *s, int64_t n);
+/* Acquire n units, or give up when a receive from `cancel` can proceed
+ * (a closed channel, e.g. a context's done channel; a value received is
+ * stored in cancel_elem, or discarded if cancel_elem is NULL), or after
+ * timeout_ns (GORO_FOREVER: no timeout), or when a signal interrupts an
+ * interruptible thread. cancel may be NULL. Returns GORO_OK (acquired),
+ * GORO_CANCELED (cancel was ready first, including before the call),
+ * GORO_TIMEOUT, GORO_INTERRUPTED, GORO_EINVAL (n < 1 or n > size) or
+ * GORO_ENOMEM. Unless GORO_OK, no unit is held and the wait is withdrawn;
+ * a withdrawn waiter at the head of the queue wakes the waiters behind it
+ * that now fit (x/sync's fix for golang.org/issue/63615). */
+GORO_EXTERN int goro_semaphore_acquire_select(goro_semaphore_t *s, int64_t n, goro_chan_t *cancel,
+                                              void *cancel_elem, int64_t timeout_ns);
+/* Give back n units: GORO_OK, and waiters that now fit are served in
+ * order. GORO_EMISUSE if fewer than n units are held (x/sync panics:
+ * "released more than held"), GORO_EINVAL if n < 1; state unchanged. */
+GORO_EXTERN int goro_semaphore_release(goro_semaphore_t *s, int64_t n);
+GORO_EXTERN int64_t goro_semaphore_size(goro_semaphore_t *s);
+/* Units held now, and waiters queued now (a snapshot, for tests). */
+GORO_EXTERN int64_t goro_semaphore_held(goro_semaphore_t *s);
+GORO_EXTERN int64_t goro_semaphore_waiters(goro_semaphore_t *s);
+
+/* Go's sync/atomic.Int64: every operation sequentially consistent, as
+ * Go's are (all atomic operations of a program appear in one total order
+ * that agrees with each goroutine's program order). Arithmetic wraps
+ * around in two's complement (C11 defines this for atomic types).
+ * Zero-initialised = 0. */
+typedef struct goro_atomic_int64 {
+    _Atomic int64_t v;
+} goro_atomic_int64_t;
+static inline int64_t goro_atomic_int64_load(goro_atomic_int64_t *a)
+{
+    return atomic_load(&a->v);
+}
+static inline void goro_atomic_int64_store(goro_atomic_int64_t *a, int64_t v)
+{
+    atomic_store(&a->v, v);
+}
+/* Returns the new value (Go's Add). */
+static inline int64_t goro_atomic_int64_add(goro_atomic_int64_t *a, int64_t delta)
+{
+    return (int64_t)((uint64_t)atomic_fetch_add(&a->v, delta) + (uint64_t)delta);
+}
+/* Returns the old value. */
+static inline int64_t goro_atomic_int64_swap(goro_atomic_int64_t *a, int64_t v)
+{
+    return atomic_exchange(&a->v, v);
+}
+/* If the value is old, set it to v and return true. */
+static inline bool goro_atomic_int64_cas(goro_atomic_int64_t *a, int64_t old, int64_t v)
+{
+    return atomic_compare_exchange_strong(&a->v, &old, v);
+}
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,10 @@ size_t bridge_stack_size(size_t set);
 int bridge_chan_init(PyObject *module);
 extern PyObject *bridge_closed_channel_error;
 extern PyObject *bridge_deadlock_error;
+/* After a wait returned GORO_INTERRUPTED: DeadlockError if the main thread
+ * waits on `what` (e.g. "a Mutex") that nothing left can complete, else the
+ * signal handlers run. -1 with an exception set, or 0 to retry. */
+int bridge_after_interrupt(const char *what);
 /* What the C channel under a Chan carries, and what a receive returns. */
 enum bridge_chan_kind {
     BRIDGE_CHAN_OBJECT = 0,   /* PyObject*, the reference handed over (chan()) */
@@ -48,13 +52,20 @@ enum bridge_chan_kind {
  * owner, which keeps c alive and frees it: the Chan never does. Receive-only
  * from Python: send, send_case and close raise TypeError. */
 PyObject *bridge_chan_wrap(goro_chan_t *c, int kind, PyObject *owner);
+/* The C channel under a Chan or a SendChan/RecvChan view (borrowed: o keeps
+ * it alive) and its enum bridge_chan_kind; NULL with TypeError otherwise. */
+goro_chan_t *bridge_chan_get(PyObject *o, int *kind);
 /* time_type.c: sleep and the timers behind pygoro.time */
 int bridge_time_init(PyObject *module);
+/* sync_type.c: Mutex, RWMutex, RLock, WaitGroup, Once, Cond (pygoro.sync) */
+int bridge_sync_init(PyObject *module);
 /* The exception-report callback (pygoro.runtime calls _set_exception_handler):
  * a new reference or NULL; set takes its own reference. Both are safe
  * without the GIL. */
 PyObject *bridge_get_exception_handler(void);
 void bridge_set_exception_handler(PyObject *fn);
 extern int bridge_finalizing;
+/* sync_extra_type.c: Pool, Semaphore, atomic Int64 and Value */
+int bridge_sync_extra_init(PyObject *module);
 
 #endif

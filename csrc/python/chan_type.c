@@ -57,8 +57,7 @@ static PyTypeObject Case_Type;
 static PyObject *threading_active_count;
 static PyObject *send_view_type, *recv_view_type; /* pygoro._chan.SendChan/RecvChan */
 
-/* After an interrupted wait: -1 with an exception set, or 0 to retry. */
-static int after_interrupt(void)
+int bridge_after_interrupt(const char *what)
 {
     if (goro_runtime_idle() && !in_goroutine()) {
         PyObject *n = PyObject_CallNoArgs(threading_active_count);
@@ -69,9 +68,10 @@ static int after_interrupt(void)
         if (count == -1 && PyErr_Occurred())
             return -1;
         if (count <= 1 && goro_runtime_idle()) {
-            PyErr_SetString(bridge_deadlock_error,
-                            "all goroutines are asleep - deadlock! (the main thread is blocked "
-                            "on a channel, and no goroutine, timer or other thread can wake it)");
+            PyErr_Format(bridge_deadlock_error,
+                         "all goroutines are asleep - deadlock! (the main thread is blocked "
+                         "on %s, and no goroutine, timer or other thread can wake it)",
+                         what);
             return -1;
         }
     }
@@ -193,7 +193,7 @@ static PyObject *Chan_send(ChanObject *self, PyObject *v)
     PyObject *elem = v;
     int r = goro_chan_try_send(self->c, &elem);
     while (r == GORO_WOULDBLOCK || r == GORO_INTERRUPTED) {
-        if (r == GORO_INTERRUPTED && after_interrupt() < 0) {
+        if (r == GORO_INTERRUPTED && bridge_after_interrupt("a channel") < 0) {
             Py_DECREF(v);
             return NULL;
         }
@@ -214,7 +214,7 @@ static int chan_do_recv(ChanObject *self, PyObject **out, bool *ok)
     union chan_slot elem = {NULL};
     int r = goro_chan_try_recv(self->c, &elem, ok);
     while (r == GORO_WOULDBLOCK || r == GORO_INTERRUPTED) {
-        if (r == GORO_INTERRUPTED && after_interrupt() < 0)
+        if (r == GORO_INTERRUPTED && bridge_after_interrupt("a channel") < 0)
             return -1;
         bridge_prepare_block();
         r = goro_chan_recv(self->c, &elem, ok);
@@ -515,7 +515,7 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
         r = goro_select(cases, (int)nargs, timeout_ns);
         if (r != GORO_SELECT_INTERRUPTED)
             break;
-        if (after_interrupt() < 0)
+        if (bridge_after_interrupt("a channel") < 0)
             goto done;
     }
     if (r <= GORO_SELECT_CLOSED_BASE) {
@@ -600,4 +600,38 @@ int bridge_chan_init(PyObject *m)
     if (threading_active_count == NULL)
         return -1;
     return PyModule_AddFunctions(m, chan_module_methods);
+}
+
+/* ---- for the other blocking types of the bridge (sync_extra_type.c) ---- */
+
+goro_chan_t *bridge_chan_get(PyObject *o, int *kind)
+{
+    PyObject *view = NULL;
+    if (!PyObject_TypeCheck(o, &Chan_Type)) {
+        /* a SendChan/RecvChan view (pygoro._chan) wraps its Chan in _chan */
+        int is_view = 0;
+        if (recv_view_type != NULL && (is_view = PyObject_IsInstance(o, recv_view_type)) < 0)
+            return NULL;
+        if (!is_view && send_view_type != NULL &&
+            (is_view = PyObject_IsInstance(o, send_view_type)) < 0)
+            return NULL;
+        if (!is_view) {
+            PyErr_Format(PyExc_TypeError, "expected a channel, not %.100s", Py_TYPE(o)->tp_name);
+            return NULL;
+        }
+        view = PyObject_GetAttrString(o, "_chan");
+        if (view == NULL)
+            return NULL;
+        if (!PyObject_TypeCheck(view, &Chan_Type)) {
+            Py_DECREF(view);
+            PyErr_SetString(PyExc_TypeError, "channel view does not wrap a Chan");
+            return NULL;
+        }
+        o = view;
+    }
+    ChanObject *ch = (ChanObject *)o;
+    goro_chan_t *c = ch->c;
+    *kind = ch->kind;
+    Py_XDECREF(view); /* the view, which the caller holds, keeps the Chan alive */
+    return c;
 }

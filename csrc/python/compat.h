@@ -37,6 +37,8 @@ void compat_tstate_reset(PyThreadState *tstate);
 
 /* Take the raised exception (normalized, traceback attached); NULL if none. */
 PyObject *compat_fetch_exception(void);
+/* Raise exc again (a reference from compat_fetch_exception; stolen). */
+void compat_restore_exception(PyObject *exc);
 
 /* The calling thread's attached tstate, or NULL; never fails. */
 PyThreadState *compat_current_tstate(void);

@@ -254,7 +254,8 @@ PyMODINIT_FUNC PyInit__core(void)
 #ifdef Py_GIL_DISABLED
     PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
 #endif
-    if (bridge_goroutine_init(m) < 0 || bridge_chan_init(m) < 0 || bridge_time_init(m) < 0) {
+    if (bridge_goroutine_init(m) < 0 || bridge_chan_init(m) < 0 || bridge_time_init(m) < 0 ||
+        bridge_sync_init(m) < 0 || bridge_sync_extra_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -493,13 +493,15 @@ void sched_timers_changed(int64_t when)
         note_wakeup(&mp->park);
         return;
     }
-    bool all_idle = mp == NULL && atomic_load_explicit(&sched.npidle, memory_order_relaxed) ==
-                                      atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
+    bool start = mp == NULL && atomic_load_explicit(&sched.npidle, memory_order_relaxed) > 0;
     rtlock_unlock(&sched.lock);
-    /* Nobody will look at timers soon: every P is idle and no M sleeps for
-     * them. Start one M; it will find nothing to run and become the timer
-     * sleeper. Busy Ms check timers in schedule(). */
-    if (all_idle)
+    /* No M sleeps for timers, and an idle P exists (Go's wakeNetPoller).
+     * Busy Ms check timers only in schedule(), which a goroutine that runs
+     * long never reaches; sysmon would fire the timer a millisecond or two
+     * late. Start one M: it finds nothing to run and becomes the timer
+     * sleeper. This costs one wakeup per timer added while no M sleeps for
+     * timers; later timers ride on the sleeper. */
+    if (start)
         startm(NULL, false);
 }
 
@@ -516,13 +518,30 @@ static inline void run_timers_if_due(void)
     }
 }
 
+/* How many Ps a scan for queued work must look at: see maxprocs_seen. */
+static inline int32_t procs_scan_bound(void)
+{
+    return atomic_load_explicit(&sched.maxprocs_seen, memory_order_relaxed);
+}
+
+/* Whether a G readied or spawned on pp may stay in pp's local queue: not if
+ * pp is retiring (id >= nprocs). Its M is running a goroutine that may not
+ * reach schedule() for a long time, and no new M will ever be handed pp, so
+ * the G would rely on a thief or sysmon to find it. The global queue plus
+ * wakep gets it running at once. */
+static inline bool p_accepts_local(struct p *pp)
+{
+    return pp->id < atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
+}
+
 static struct g *steal_work(struct m *mp)
 {
     struct p *pp = mp->p;
     const int steal_tries = 4;
     for (int i = 0; i < steal_tries; i++) {
         bool steal_runnext = i == steal_tries - 1;
-        uint32_t n = (uint32_t)atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
+        /* Retiring Ps too: runq_steal is safe against any owner. */
+        uint32_t n = (uint32_t)procs_scan_bound();
         uint32_t start = cheaprandn(n);
         /* Visit every P once, starting at a random one: a coprime stride would
          * randomise the order further; a random start is enough to keep two
@@ -539,10 +558,11 @@ static struct g *steal_work(struct m *mp)
     return NULL;
 }
 
-static bool any_work_queued(int32_t procs)
+static bool any_work_queued(void)
 {
     if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0)
         return true;
+    int32_t procs = procs_scan_bound();
     for (int32_t i = 0; i < procs; i++)
         if (!runq_empty(&allp[i]))
             return true;
@@ -616,7 +636,7 @@ static struct g *find_runnable(struct m *mp)
             /* seq_cst: the decrement must be visible before we re-read the
              * queues (see the file comment). */
             atomic_fetch_sub_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
-            if (any_work_queued(procs)) {
+            if (any_work_queued()) {
                 rtlock_lock(&sched.lock);
                 pp = pidleget();
                 if (pp)
@@ -991,7 +1011,7 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     atomic_fetch_add_explicit(&sched.ngoroutines, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&sched.spawns, 1, memory_order_relaxed);
     atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
-    if (pp) {
+    if (pp && p_accepts_local(pp)) {
         /* Like Go's newproc: the new G goes to runnext, so a spawn-then-wait
          * pattern runs the child next on this P. */
         runq_put(pp, gp, true);
@@ -1060,9 +1080,15 @@ bool goro_runtime_idle(void)
     int32_t procs = atomic_load(&sched.nprocs);
     if (atomic_load(&sched.npidle) != procs || atomic_load(&sched.nmspinning) != 0)
         return false;
+    /* A retiring P (id >= nprocs) is in neither count while its M still runs
+     * a goroutine there: that goroutine can wake us. */
+    int32_t seen = procs_scan_bound();
+    for (int32_t i = procs; i < seen; i++)
+        if (atomic_load(&allp[i].status) == P_RUNNING)
+            return false;
     if (timers_next() != 0)
         return false;
-    return !any_work_queued(procs) && !pin_any_queued();
+    return !any_work_queued() && !pin_any_queued();
 }
 
 void go_park_commit_wait(struct g *gp)
@@ -1130,7 +1156,7 @@ void go_ready(struct g *gp)
         return;
     }
     struct m *mp = getm();
-    if (mp != NULL && mp->p != NULL) {
+    if (mp != NULL && mp->p != NULL && p_accepts_local(mp->p)) {
         runq_put(mp->p, gp, true);
     } else {
         rtlock_lock(&sched.lock);
@@ -1165,9 +1191,14 @@ bool sync_runtime_can_spin(int i)
 {
     /* Spinning only pays if the lock holder is running on another CPU and
      * nothing else here is waiting to run. */
-    static int ncpu;
-    if (ncpu == 0)
+    /* Lazily read; racing first callers store the same value. Relaxed
+     * atomics make that benign race a defined one. */
+    static _Atomic int ncpu_cache;
+    int ncpu = atomic_load_explicit(&ncpu_cache, memory_order_relaxed);
+    if (ncpu == 0) {
         ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        atomic_store_explicit(&ncpu_cache, ncpu, memory_order_relaxed);
+    }
     if (i >= 4 || ncpu <= 1)
         return false;
     int32_t procs = atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
@@ -1252,6 +1283,7 @@ int goro_runtime_start(int gomaxprocs)
     }
     atomic_store(&sched.gomaxprocs, gomaxprocs);
     atomic_store(&sched.nprocs, gomaxprocs);
+    atomic_store(&sched.maxprocs_seen, gomaxprocs);
     sched.extra_procs = 0;
     rtlock_unlock(&sched.lock);
 #if !defined(GORO_ASAN) && !defined(GORO_TSAN)
@@ -1313,6 +1345,8 @@ void procresize_locked(int32_t n)
         }
     }
     atomic_store(&sched.nprocs, n);
+    if (n > atomic_load(&sched.maxprocs_seen))
+        atomic_store(&sched.maxprocs_seen, n);
 }
 
 int goro_gomaxprocs(int n)
@@ -1396,6 +1430,7 @@ void goro_runtime_after_fork_child(void)
     atomic_store(&sched.ngoroutines, 0);
     int32_t procs = atomic_load(&sched.gomaxprocs);
     atomic_store(&sched.nprocs, procs);
+    atomic_store(&sched.maxprocs_seen, procs);
     sched.extra_procs = 0;
     sched.sysmon_started = false;
     sched.pidle = NULL;

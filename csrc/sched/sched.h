@@ -107,6 +107,13 @@ struct schedt {
      * stuck in one goroutine (sysmon.c). Everything that iterates over Ps
      * uses nprocs. extra_procs is guarded by sched.lock. */
     _Atomic int32_t nprocs;
+    /* High-water mark of nprocs. A P at or above nprocs may still be running
+     * (it retires only at its M's next schedule(), which a goroutine stuck
+     * in a blocking call may not reach for a long time) and may hold Gs that
+     * goroutine readied. Every scan for work - stealing, the spinning M's
+     * re-check, sysmon, the idle check - covers [0, maxprocs_seen), so such a
+     * G is never invisible. Only grows (written under sched.lock). */
+    _Atomic int32_t maxprocs_seen;
     int32_t extra_procs;
     bool sysmon_started;
 

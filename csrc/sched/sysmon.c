@@ -95,7 +95,11 @@ static void take_back_p(void)
 
 static void sysmon_check(int64_t now)
 {
-    int32_t n = atomic_load_explicit(&sched.nprocs, memory_order_relaxed);
+    /* Every P that may be running, retiring ones (id >= nprocs) included: a
+     * lent P taken back, or a P above a lowered gomaxprocs, keeps running its
+     * goroutine until that goroutine returns to schedule(), and what it
+     * readied meanwhile must not wait for that. */
+    int32_t n = atomic_load_explicit(&sched.maxprocs_seen, memory_order_relaxed);
     for (int32_t i = 0; i < MAX_PROCS; i++) {
         struct p *pp = &allp[i];
         uint32_t st = atomic_load_explicit(&pp->status, memory_order_relaxed);

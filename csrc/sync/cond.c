@@ -48,10 +48,11 @@ void goro_cond_free(goro_cond_t *c)
      * yet come back from notify_list_wait: not freeing a Cond while a Wait
      * may be in progress is the caller's job. */
     rtlock_lock(&c->notify.lock);
-    bool waiters = c->notify.head != NULL || notify_list_pending(&c->notify) != 0;
+    bool waiters = c->notify.head != NULL;
     rtlock_unlock(&c->notify.lock);
-    if (waiters)
+    if (waiters || notify_list_pending(&c->notify) != 0)
         rt_throw("goro_cond_free of a Cond with waiters");
+    notify_list_destroy(&c->notify);
     free(c);
 }
 

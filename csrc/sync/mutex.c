@@ -63,7 +63,91 @@ static inline bool cas_state(goro_mutex_t *m, int32_t *old, int32_t new, memory_
                                                  memory_order_relaxed);
 }
 
-static void mutex_lock_slow(goro_mutex_t *m, enum wait_reason reason)
+static void mutex_unlock_slow(goro_mutex_t *m, int32_t new);
+
+/* Normal mode: we were woken (our wakeup consumed: we are "awoke", and WOKEN
+ * is ours to clear) but give up instead of competing, an interrupted
+ * thread. Clear WOKEN and, as the Unlock that woke us would have done had we
+ * never been counted, wake the next waiter if the lock is free. */
+static void mutex_pass_wakeup(goro_mutex_t *m)
+{
+    int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
+    for (;;) {
+        if ((old & MUTEX_WOKEN) == 0)
+            rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
+        if (cas_state(m, &old, old & ~MUTEX_WOKEN, memory_order_relaxed))
+            break;
+    }
+    /* While a wakeup is in flight the mode stays normal: only the woken
+     * waiter itself may set STARVING. */
+    old &= ~MUTEX_WOKEN;
+    if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0 && old != 0)
+        mutex_unlock_slow(m, old);
+}
+
+/* Starvation mode: the lock was handed to us (sema count acquired, STARVING
+ * seen). We are still counted as a waiter and LOCKED is clear: set LOCKED,
+ * uncount ourselves, and leave starvation mode if we did not starve or are
+ * the last waiter; do it now, or two goroutines alternating on the lock
+ * could keep it in starvation mode (slow) forever. */
+static void mutex_take_handoff(goro_mutex_t *m, bool starving)
+{
+    int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
+    if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) != 0 || waiters_of(old) == 0)
+        rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
+    int32_t delta = MUTEX_LOCKED - MUTEX_WAITER;
+    if (!starving || waiters_of(old) == 1)
+        delta -= MUTEX_STARVING;
+    atomic_fetch_add_explicit(&m->state, delta, memory_order_acquire);
+}
+
+/* An interrupted thread that is counted as a waiter but holds no sema count
+ * stops waiting. Either it is uncounted, or a count is already owed to it
+ * and it must take that count and give it up:
+ *   - Normal mode, waiters > 0: just uncount. The invariant "waiters counted
+ *     + wakeups in flight = goroutines between their counting CAS and their
+ *     semacquire" holds with one fewer on each side; a wakeup in flight goes
+ *     to one of the others.
+ *   - Normal mode, waiters == 0: we are counted in-flight, so a wakeup is in
+ *     flight (WOKEN, at most one at a time) and nobody else can take it: it
+ *     is ours. Take it (its semrelease is at most a few instructions away)
+ *     and pass it on.
+ *   - Starvation mode, LOCKED clear: an Unlock is handing the lock to the
+ *     queue. If we are the only waiter it is ours: take it, then unlock
+ *     (handing it on as Unlock does). Otherwise uncount; another waiter gets
+ *     the handoff.
+ *   - Starvation mode, LOCKED set: uncount; if we were the last waiter also
+ *     leave starvation mode, or the holder's Unlock would hand the lock to
+ *     nobody and leave it unusable by try_lock until the next lock().
+ */
+static void mutex_withdraw(goro_mutex_t *m, enum wait_reason reason)
+{
+    int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
+    for (;;) {
+        int32_t w = waiters_of(old);
+        int32_t new = old - MUTEX_WAITER;
+        if ((old & MUTEX_STARVING) != 0) {
+            if ((old & MUTEX_LOCKED) == 0 && w == 1) {
+                semacquire1(&m->sema, true, reason);
+                mutex_take_handoff(m, false);
+                goro_mutex_unlock(m);
+                return;
+            }
+            if (w == 1)
+                new &= ~MUTEX_STARVING;
+        } else if (w == 0) {
+            semacquire1(&m->sema, true, reason);
+            mutex_pass_wakeup(m);
+            return;
+        }
+        if (cas_state(m, &old, new, memory_order_relaxed))
+            return;
+    }
+}
+
+/* spin: may spin while the holder runs (not for a Python caller holding
+ * the GIL: the holder needs the GIL to unlock). intr: see mutex_lock_ex. */
+static int mutex_lock_slow(goro_mutex_t *m, enum wait_reason reason, bool spin, bool intr)
 {
     int64_t wait_start = 0;
     bool starving = false;
@@ -74,7 +158,8 @@ static void mutex_lock_slow(goro_mutex_t *m, enum wait_reason reason)
         /* Spin while the lock is held in normal mode and spinning can pay.
          * In starvation mode the lock goes to the queue's head: spinning
          * could not get it. */
-        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == MUTEX_LOCKED && sync_runtime_can_spin(iter)) {
+        if (spin && (old & (MUTEX_LOCKED | MUTEX_STARVING)) == MUTEX_LOCKED &&
+            sync_runtime_can_spin(iter)) {
             /* Set WOKEN so Unlock wakes nobody else while we are about to
              * take the lock anyway. */
             if (!awoke && (old & MUTEX_WOKEN) == 0 && waiters_of(old) != 0 &&
@@ -106,43 +191,50 @@ static void mutex_lock_slow(goro_mutex_t *m, enum wait_reason reason)
         if (!cas_state(m, &old, new, memory_order_acquire))
             continue; /* old reloaded by the CAS */
         if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
-            return; /* locked it with the CAS */
+            return GORO_OK; /* locked it with the CAS */
 
         /* Queued (counted as a waiter). A waiter that was woken and lost
          * goes back to the front. */
         bool lifo = wait_start != 0;
         if (wait_start == 0)
             wait_start = nanotime();
-        semacquire1(&m->sema, lifo, reason);
+        enum sema_result r = sema_acquire(&m->sema, lifo, reason, intr);
+        if (unlikely(r == SEMA_WITHDRAWN)) {
+            mutex_withdraw(m, reason);
+            return GORO_INTERRUPTED;
+        }
         starving = starving || nanotime() - wait_start > MUTEX_STARVATION_NS;
         old = atomic_load_explicit(&m->state, memory_order_relaxed);
         if ((old & MUTEX_STARVING) != 0) {
-            /* Starvation mode: Unlock handed the lock to us. The state is
-             * LOCKED clear, WOKEN clear, and we are still counted as a
-             * waiter. Fix all three in one add. */
-            if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) != 0 || waiters_of(old) == 0)
-                rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
-            int32_t delta = MUTEX_LOCKED - MUTEX_WAITER;
-            /* Leave starvation mode if we did not starve or nobody is left
-             * behind us; do it now, or two goroutines alternating on the
-             * lock could keep it in starvation mode (slow) forever. */
-            if (!starving || waiters_of(old) == 1)
-                delta -= MUTEX_STARVING;
-            atomic_fetch_add_explicit(&m->state, delta, memory_order_acquire);
-            return;
+            /* Starvation mode: Unlock handed the lock to us. */
+            mutex_take_handoff(m, starving);
+            if (unlikely(r == SEMA_ACQUIRED_INTERRUPTED)) {
+                goro_mutex_unlock(m); /* hand it on */
+                return GORO_INTERRUPTED;
+            }
+            return GORO_OK;
+        }
+        if (unlikely(r == SEMA_ACQUIRED_INTERRUPTED)) {
+            mutex_pass_wakeup(m);
+            return GORO_INTERRUPTED;
         }
         awoke = true;
         iter = 0;
     }
 }
 
-void mutex_lock_reason(goro_mutex_t *m, enum wait_reason reason)
+int mutex_lock_ex(goro_mutex_t *m, enum wait_reason reason, bool spin, bool intr)
 {
     int32_t unlocked = 0;
     if (likely(atomic_compare_exchange_strong_explicit(&m->state, &unlocked, MUTEX_LOCKED,
                                                        memory_order_acquire, memory_order_relaxed)))
-        return;
-    mutex_lock_slow(m, reason);
+        return GORO_OK;
+    return mutex_lock_slow(m, reason, spin, intr);
+}
+
+void mutex_lock_reason(goro_mutex_t *m, enum wait_reason reason)
+{
+    (void)mutex_lock_ex(m, reason, true, false);
 }
 
 void goro_mutex_lock(goro_mutex_t *m)

@@ -113,10 +113,41 @@ int goro_rwmutex_runlock(goro_rwmutex_t *rw)
     }
 }
 
-void goro_rwmutex_lock(goro_rwmutex_t *rw)
+/* An interrupted pending writer gives up: it holds w and has announced
+ * itself (count lowered by RW_MAX_READERS, wait = readers still inside),
+ * and is off writer_sem's queue. If wait is already 0 the last reader has
+ * released writer_sem for us: take that count (due at once), and we hold
+ * the write lock, so unlock it normally. Otherwise undo the announcement
+ * in one CAS (the readers still inside stay counted and leave as if no
+ * writer had come), admit the readers that queued behind us, and unlock w:
+ * Unlock's steps, minus waiting for the active readers. */
+static void rwmutex_writer_withdraw(goro_rwmutex_t *rw)
+{
+    uint64_t old = atomic_load_explicit(&rw->readers, memory_order_relaxed);
+    int32_t queued;
+    for (;;) {
+        if (wait_of(old) == 0) {
+            semacquire1(&rw->writer_sem, false, WAIT_RWMUTEX_LOCK);
+            goro_rwmutex_unlock(rw);
+            return;
+        }
+        int32_t count = count_of(old) + RW_MAX_READERS;
+        queued = count - (int32_t)wait_of(old);
+        if (atomic_compare_exchange_weak_explicit(&rw->readers, &old, make_readers(count, 0),
+                                                  memory_order_release, memory_order_relaxed))
+            break;
+    }
+    for (int32_t i = 0; i < queued; i++)
+        semrelease1(&rw->reader_sem, false);
+    if (goro_mutex_unlock(&rw->w) != GORO_OK)
+        rt_throw("sync: RWMutex writer lock not held by a pending writer");
+}
+
+int rwmutex_lock_ex(goro_rwmutex_t *rw, bool spin, bool intr)
 {
     /* First resolve competition with other writers. */
-    mutex_lock_reason(&rw->w, WAIT_RWMUTEX_LOCK);
+    if (mutex_lock_ex(&rw->w, WAIT_RWMUTEX_LOCK, spin, intr) != GORO_OK)
+        return GORO_INTERRUPTED;
     /* Announce the pending writer and count the active readers. */
     uint64_t old = atomic_load_explicit(&rw->readers, memory_order_relaxed);
     int32_t active;
@@ -130,8 +161,24 @@ void goro_rwmutex_lock(goro_rwmutex_t *rw)
             break;
     }
     /* Wait for the active readers to leave. */
-    if (active != 0)
-        semacquire1(&rw->writer_sem, false, WAIT_RWMUTEX_LOCK);
+    if (active == 0)
+        return GORO_OK;
+    switch (sema_acquire(&rw->writer_sem, false, WAIT_RWMUTEX_LOCK, intr)) {
+    case SEMA_ACQUIRED:
+        return GORO_OK;
+    case SEMA_ACQUIRED_INTERRUPTED:
+        goro_rwmutex_unlock(rw); /* got it just as the signal came: give it back */
+        return GORO_INTERRUPTED;
+    case SEMA_WITHDRAWN:
+        break;
+    }
+    rwmutex_writer_withdraw(rw);
+    return GORO_INTERRUPTED;
+}
+
+void goro_rwmutex_lock(goro_rwmutex_t *rw)
+{
+    (void)rwmutex_lock_ex(rw, true, false);
 }
 
 bool goro_rwmutex_trylock(goro_rwmutex_t *rw)

@@ -56,9 +56,19 @@
  * the one releaser that dequeued it, between the dequeue and go_ready;
  * after go_ready the waiter may return and the sudog is gone.
  *
- * Waits here are not interruptible: a plain thread (even Python's main
- * thread) sleeps until released, as Go's Mutex.Lock does.
+ * Interruptible waits. semacquire1 never gives up, as Go's Mutex.Lock does
+ * not. sema_acquire(..., intr=true), used by the Python bridge, lets an
+ * interruptible plain thread (Python's main thread, see
+ * goro_thread_set_interruptible) whose sleep a signal cut short withdraw:
+ * under the bucket lock it takes its sudog back out of the queue and undoes
+ * its nwait. If a releaser dequeued it first, the releaser is committed to
+ * it (its go_ready is on the way, with a ticket or a count), so the thread
+ * waits for that uninterruptibly and reports the acquisition as
+ * SEMA_ACQUIRED_INTERRUPTED; the caller, which knows what the count means
+ * (a Mutex wakeup, a handoff, a WaitGroup release), then gives it up
+ * properly. Goroutines are never interrupted.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "sema.h"
@@ -176,14 +186,45 @@ static bool sema_park_unlock(struct g *gp, void *arg)
     return true;
 }
 
-void semacquire1(_Atomic uint32_t *addr, bool lifo, enum wait_reason reason)
+/* Under the bucket lock: take s out of addr's queue if it is still there
+ * (no releaser has dequeued it). The mirror of sema_dequeue for a waiter in
+ * any position. */
+static bool sema_withdraw(struct sema_root *root, uintptr_t addr, struct sudog *s)
+{
+    struct sudog *head = root->heads;
+    while (head != NULL && head->addr != addr)
+        head = head->next;
+    if (head == NULL)
+        return false;
+    if (head == s) {
+        sema_dequeue(root, addr); /* s is first: the ordinary dequeue */
+        return true;
+    }
+    for (struct sudog *prev = head; prev->waitlink != NULL; prev = prev->waitlink) {
+        if (prev->waitlink != s)
+            continue;
+        prev->waitlink = s->waitlink;
+        if (head->waittail == s)
+            head->waittail = prev == head ? NULL : prev;
+        s->waitlink = NULL;
+        return true;
+    }
+    return false;
+}
+
+enum sema_result sema_acquire(_Atomic uint32_t *addr, bool lifo, enum wait_reason reason,
+                              bool intr)
 {
     if (sema_tryacquire(addr))
-        return;
+        return SEMA_ACQUIRED;
 
     struct sudog s;
     memset(&s, 0, sizeof s);
-    s.g = getg();
+    struct g *gp = getg();
+    s.g = gp;
+    /* false for goroutines: only a plain thread that asked for it */
+    intr = intr && thread_is_interruptible();
+    bool interrupted = false;
     struct sema_root *root = root_for(addr);
     for (;;) {
         rtlock_lock(&root->lock);
@@ -193,18 +234,45 @@ void semacquire1(_Atomic uint32_t *addr, bool lifo, enum wait_reason reason)
         if (sema_tryacquire(addr)) {
             atomic_fetch_sub(&root->nwait, 1);
             rtlock_unlock(&root->lock);
-            return;
+            return interrupted ? SEMA_ACQUIRED_INTERRUPTED : SEMA_ACQUIRED;
         }
         s.ticket = 0;
         sema_queue(root, (uintptr_t)addr, &s, lifo);
+        gp->thread_interruptible = intr;
         go_park(sema_park_unlock, &root->lock, reason);
+        if (unlikely(intr)) {
+            gp->thread_interruptible = false;
+            if (gp->thread_interrupted) {
+                /* Whether we were released is decided under the bucket
+                 * lock: a releaser dequeues us under it before it touches
+                 * our sudog. */
+                rtlock_lock(&root->lock);
+                bool withdrawn = sema_withdraw(root, (uintptr_t)addr, &s);
+                if (withdrawn)
+                    atomic_fetch_sub_explicit(&root->nwait, 1, memory_order_relaxed);
+                rtlock_unlock(&root->lock);
+                if (withdrawn)
+                    return SEMA_WITHDRAWN;
+                go_park_commit_wait(gp);
+                interrupted = true;
+                intr = false; /* no second interruption: finish quickly */
+            }
+        }
         /* The releaser dequeued us and decremented nwait. ticket != 0: it
          * handed its count to us. Otherwise the count is in *addr, unless a
-         * barger took it first; then we queue again, at the front. */
+         * barger took it first; then we queue again, at the front (an
+         * interrupted thread gives up instead: it holds nothing). */
         if (s.ticket != 0 || sema_tryacquire(addr))
-            return;
+            return interrupted ? SEMA_ACQUIRED_INTERRUPTED : SEMA_ACQUIRED;
+        if (interrupted)
+            return SEMA_WITHDRAWN;
         lifo = true;
     }
+}
+
+void semacquire1(_Atomic uint32_t *addr, bool lifo, enum wait_reason reason)
+{
+    (void)sema_acquire(addr, lifo, reason, false);
 }
 
 void semrelease1(_Atomic uint32_t *addr, bool handoff)
@@ -289,6 +357,16 @@ void goro_semrelease(_Atomic uint32_t *addr, bool handoff)
  *
  * wait and notify wrap around; comparisons are done on the difference,
  * correct while fewer than 2^31 waiters are outstanding.
+ *
+ * Giving a ticket up. An interrupted waiter (notify_list_wait_ex) unlinks
+ * its sudog but keeps its ticket: to a notifier it looks like a waiter that
+ * has not parked yet, so a notification meant for it marks it notified and
+ * is seen on the next wait. A waiter that leaves for good (Ctrl-C, or a
+ * Cond whose unlock failed) calls notify_list_abandon: a ticket already
+ * notified passes its notification on (notify_one), a pending one is
+ * recorded as abandoned, and notify_one, reaching an abandoned ticket,
+ * notifies the next one instead. Without that, a Signal could be spent on
+ * a waiter that is gone while a real one sleeps on.
  */
 
 static inline bool ticket_less(uint32_t a, uint32_t b)
@@ -307,26 +385,122 @@ uint32_t notify_list_add(struct notify_list *l)
     return atomic_fetch_add(&l->wait, 1);
 }
 
-void notify_list_wait(struct notify_list *l, uint32_t t, enum wait_reason reason)
+struct notify_abandoned {
+    uint32_t ticket;
+    struct notify_abandoned *next;
+};
+
+/* Lock held: record ticket t as abandoned, in node n. */
+static void abandon_locked(struct notify_list *l, uint32_t t, struct notify_abandoned *n)
 {
+    n->ticket = t;
+    n->next = l->abandoned;
+    l->abandoned = n;
+    l->nabandoned++;
+}
+
+/* Lock held: if ticket t was abandoned, forget it and return its node. */
+static struct notify_abandoned *take_abandoned(struct notify_list *l, uint32_t t)
+{
+    for (struct notify_abandoned **pp = &l->abandoned; *pp != NULL; pp = &(*pp)->next) {
+        struct notify_abandoned *n = *pp;
+        if (n->ticket != t)
+            continue;
+        *pp = n->next;
+        l->nabandoned--;
+        return n;
+    }
+    return NULL;
+}
+
+bool notify_list_wait_ex(struct notify_list *l, uint32_t t, enum wait_reason reason, bool intr)
+{
+    struct g *gp = getg();
     rtlock_lock(&l->lock);
     /* Already notified: between our add and now, a Signal or Broadcast
      * covered our ticket. notify is only written under the lock. */
     if (ticket_less(t, atomic_load_explicit(&l->notify, memory_order_relaxed))) {
         rtlock_unlock(&l->lock);
-        return;
+        return true;
     }
     struct sudog s;
     memset(&s, 0, sizeof s);
-    s.g = getg();
+    s.g = gp;
     s.ticket = t;
     if (l->tail == NULL)
         l->head = &s;
     else
         l->tail->next = &s;
     l->tail = &s;
+    intr = intr && thread_is_interruptible();
+    gp->thread_interruptible = intr;
     go_park(sema_park_unlock, &l->lock, reason);
     /* Woken: a notifier unlinked s and readied us. */
+    if (likely(!intr))
+        return true;
+    gp->thread_interruptible = false;
+    if (!gp->thread_interrupted)
+        return true;
+    /* Interrupted. Still linked means not notified (notifiers unlink the
+     * sudog of the ticket they notify, under the lock): unlink it. The
+     * ticket stays ours, like one taken and not yet waited for: a notifier
+     * reaching it meanwhile marks it notified, and the caller's next wait
+     * on it (or notify_list_abandon) sees that. */
+    rtlock_lock(&l->lock);
+    struct sudog *p = NULL, *q = l->head;
+    while (q != NULL && q != &s) {
+        p = q;
+        q = q->next;
+    }
+    if (q != NULL) {
+        if (p != NULL)
+            p->next = s.next;
+        else
+            l->head = s.next;
+        if (l->tail == &s)
+            l->tail = p;
+        rtlock_unlock(&l->lock);
+        return false;
+    }
+    rtlock_unlock(&l->lock);
+    go_park_commit_wait(gp); /* notified: the go_ready is on its way */
+    return true;
+}
+
+void notify_list_wait(struct notify_list *l, uint32_t t, enum wait_reason reason)
+{
+    (void)notify_list_wait_ex(l, t, reason, false);
+}
+
+void notify_list_abandon(struct notify_list *l, uint32_t t)
+{
+    /* Allocated before the lock; malloc may take its own locks. */
+    struct notify_abandoned *node = malloc(sizeof *node);
+    if (node == NULL)
+        rt_throw("out of memory abandoning a Cond ticket");
+    rtlock_lock(&l->lock);
+    if (ticket_less(t, atomic_load_explicit(&l->notify, memory_order_relaxed))) {
+        /* Notified: pass the notification on (spurious wakeups are allowed
+         * by Cond's contract; a lost one would hang a waiter). */
+        rtlock_unlock(&l->lock);
+        free(node);
+        notify_list_notify_one(l);
+        return;
+    }
+    abandon_locked(l, t, node);
+    rtlock_unlock(&l->lock);
+}
+
+void notify_list_destroy(struct notify_list *l)
+{
+    struct notify_abandoned *n = l->abandoned;
+    l->abandoned = NULL;
+    l->nabandoned = 0;
+    while (n != NULL) {
+        struct notify_abandoned *next = n->next;
+        free(n);
+        n = next;
+    }
 }
 
 void notify_list_notify_one(struct notify_list *l)
@@ -338,33 +512,43 @@ void notify_list_notify_one(struct notify_list *l)
         return;
 
     rtlock_lock(&l->lock);
-    uint32_t t = atomic_load_explicit(&l->notify, memory_order_relaxed);
-    if (t == atomic_load(&l->wait)) {
-        rtlock_unlock(&l->lock);
-        return;
+    for (;;) {
+        uint32_t t = atomic_load_explicit(&l->notify, memory_order_relaxed);
+        if (t == atomic_load(&l->wait)) {
+            rtlock_unlock(&l->lock);
+            return;
+        }
+        atomic_store(&l->notify, t + 1);
+        /* Find ticket t's owner if it has parked already. Waiters take
+         * tickets in order but may park out of order, so search. If it has
+         * not parked yet, it will find its ticket notified in
+         * notify_list_wait. */
+        struct sudog *p = NULL;
+        for (struct sudog *s = l->head; s != NULL; p = s, s = s->next) {
+            if (s->ticket != t)
+                continue;
+            struct sudog *n = s->next;
+            if (p != NULL)
+                p->next = n;
+            else
+                l->head = n;
+            if (n == NULL)
+                l->tail = p;
+            s->next = NULL;
+            struct g *gp = s->g;
+            rtlock_unlock(&l->lock);
+            go_ready(gp);
+            return;
+        }
+        struct notify_abandoned *gone = l->nabandoned ? take_abandoned(l, t) : NULL;
+        if (gone == NULL) {
+            rtlock_unlock(&l->lock);
+            return;
+        }
+        /* Its waiter gave up: notify the next ticket instead. free() under
+         * an rtlock is fine (no Python, no runtime lock inside). */
+        free(gone);
     }
-    atomic_store(&l->notify, t + 1);
-    /* Find ticket t's owner if it has parked already. Waiters take tickets
-     * in order but may park out of order, so search. If it has not parked
-     * yet, it will find its ticket notified in notify_list_wait. */
-    struct sudog *p = NULL;
-    for (struct sudog *s = l->head; s != NULL; p = s, s = s->next) {
-        if (s->ticket != t)
-            continue;
-        struct sudog *n = s->next;
-        if (p != NULL)
-            p->next = n;
-        else
-            l->head = n;
-        if (n == NULL)
-            l->tail = p;
-        s->next = NULL;
-        struct g *gp = s->g;
-        rtlock_unlock(&l->lock);
-        go_ready(gp);
-        return;
-    }
-    rtlock_unlock(&l->lock);
 }
 
 void notify_list_notify_all(struct notify_list *l)
@@ -373,12 +557,16 @@ void notify_list_notify_all(struct notify_list *l)
         return;
 
     /* Take the whole list under the lock, wake outside it: go_ready does
-     * not block, but a long list should not hold up new waiters. */
+     * not block, but a long list should not hold up new waiters. Every
+     * abandoned ticket is covered too: forget them. */
     rtlock_lock(&l->lock);
     struct sudog *s = l->head;
     l->head = NULL;
     l->tail = NULL;
     atomic_store(&l->notify, atomic_load(&l->wait));
+    struct notify_abandoned *gone = l->abandoned;
+    l->abandoned = NULL;
+    l->nabandoned = 0;
     rtlock_unlock(&l->lock);
 
     while (s != NULL) {
@@ -390,9 +578,17 @@ void notify_list_notify_all(struct notify_list *l)
         go_ready(gp);
         s = next;
     }
+    while (gone != NULL) {
+        struct notify_abandoned *next = gone->next;
+        free(gone);
+        gone = next;
+    }
 }
 
 uint32_t notify_list_pending(struct notify_list *l)
 {
-    return atomic_load(&l->wait) - atomic_load(&l->notify);
+    rtlock_lock(&l->lock);
+    uint32_t n = atomic_load(&l->wait) - atomic_load(&l->notify) - l->nabandoned;
+    rtlock_unlock(&l->lock);
+    return n;
 }

@@ -77,7 +77,7 @@ int goro_waitgroup_done(goro_waitgroup_t *wg)
     return goro_waitgroup_add(wg, -1);
 }
 
-int goro_waitgroup_wait(goro_waitgroup_t *wg)
+int waitgroup_wait_ex(goro_waitgroup_t *wg, bool intr)
 {
     uint64_t old = atomic_load_explicit(&wg->state, memory_order_acquire);
     for (;;) {
@@ -91,10 +91,31 @@ int goro_waitgroup_wait(goro_waitgroup_t *wg)
                                                   memory_order_acquire))
             break;
     }
-    semacquire1(&wg->sema, false, WAIT_WAITGROUP);
+    if (unlikely(sema_acquire(&wg->sema, false, WAIT_WAITGROUP, intr) == SEMA_WITHDRAWN)) {
+        /* Interrupted and off the queue: uncount ourselves, unless the Add
+         * that zeroed the counter already did (it cleared the waiters and
+         * owes each one wakeup): then take ours, due at once, and return as
+         * a completed Wait. (A new round begun before we got here, misuse,
+         * is indistinguishable from the old one: we uncount from it.) */
+        old = atomic_load_explicit(&wg->state, memory_order_relaxed);
+        for (;;) {
+            if (counter_of(old) == 0 || (uint32_t)old == 0) {
+                semacquire1(&wg->sema, false, WAIT_WAITGROUP);
+                break;
+            }
+            if (atomic_compare_exchange_weak_explicit(&wg->state, &old, old - 1,
+                                                      memory_order_relaxed, memory_order_relaxed))
+                return GORO_INTERRUPTED;
+        }
+    }
     /* The zeroing Add released us after clearing the word; until every
      * waiter has returned nothing may touch it again. */
     if (atomic_load_explicit(&wg->state, memory_order_acquire) != 0)
         return GORO_EMISUSE;
     return GORO_OK;
+}
+
+int goro_waitgroup_wait(goro_waitgroup_t *wg)
+{
+    return waitgroup_wait_ex(wg, false);
 }

@@ -29,3 +29,13 @@ def clib():
     ffi, lib = _build.build()
     lib.goro_runtime_start(0)
     return ffi, lib
+
+
+@pytest.fixture
+def procs2(clib):
+    """Run at GOMAXPROCS=2 (the machine's cores), then restore. Test modules
+    that define their own procs2 shadow this one."""
+    ffi, lib = clib
+    old = lib.goro_gomaxprocs(2)
+    yield clib
+    lib.goro_gomaxprocs(old)

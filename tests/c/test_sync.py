@@ -155,7 +155,7 @@ def test_mutex_starvation_bounds_wait(procs2, hog, waiter):
     holds the lock stretched single waits to ~0.35 s.
 
     A goroutine hog yields inside the lock every 64 rounds, which gains the
-    waiter nothing; see the skipped test below for why it yields at all."""
+    waiter nothing; the test below covers a hog that never yields."""
     ffi, lib = procs2
     mx, p90, overtaken = starvation_run(lib, ffi, hog, waiter, 64)
     assert overtaken < 2000
@@ -163,12 +163,11 @@ def test_mutex_starvation_bounds_wait(procs2, hog, waiter):
     assert mx < 2000 * SLOW
 
 
-@pytest.mark.skip(
-    reason="scheduler: a G readied by a goroutine running on a lent P that sysmon "
-    "has taken back (id >= nprocs) is stranded in that P's runnext until the "
-    "goroutine calls schedule(), which this hog never does"
-)
 def test_mutex_starvation_hog_never_yields(procs2):
+    """The hog never calls schedule(). Its M keeps a P that sysmon lends an
+    extra P for and later takes back; the waiter it readies (handoff in
+    starvation mode) must not be stranded on that retiring P's runnext
+    (it once was: the scans for work stopped at nprocs)."""
     ffi, lib = procs2
     mx, p90, overtaken = starvation_run(lib, ffi, GOROUTINE, GOROUTINE, 0)
     assert overtaken < 2000

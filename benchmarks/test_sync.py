@@ -1,0 +1,177 @@
+"""pygoro.sync: Mutex costs, in C and from Python, next to threading, asyncio
+and gevent.
+
+    python -m pytest benchmarks/test_sync.py --benchmark-only -s
+
+C figures come from C loops (tests/c/helpers/sync.c, no per-iteration Python
+cost). Python figures include the loop and the with statement, the same for
+every library compared. "Yielding" rows hold the lock across a switch to
+another task: pygoro's runtime.gosched(), time.sleep(0) for threads,
+asyncio.sleep(0), gevent.sleep(0) - the cost of contended hand-over between
+tasks of one library, 8 tasks, ns per critical section."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import pygoro
+from pygoro import runtime
+from pygoro.sync import Mutex, WaitGroup
+
+GOROUTINE = 0
+N_TASKS = 8
+
+
+# ---- C core ---------------------------------------------------------------
+
+
+def test_c_mutex_uncontended(clib, per_op):
+    ffi, lib = clib
+    n = 5_000_000
+    per_op(lambda: lib.sync_mutex_uncontended_ns(n) * n, n)
+
+
+def test_c_mutex_contended_8_goroutines(clib, per_op):
+    ffi, lib = clib
+    n = 200_000
+    per_op(lambda: lib.sync_mutex_contended_ns(N_TASKS, GOROUTINE, n) * N_TASKS * n, N_TASKS * n)
+
+
+# ---- Python, uncontended ------------------------------------------------------
+
+
+def _with_loop(lk, n: int) -> int:
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        with lk:
+            pass
+    return time.perf_counter_ns() - t0
+
+
+def test_py_mutex_uncontended(per_op):
+    mu = Mutex()
+    n = 500_000
+    per_op(lambda: _with_loop(mu, n), n)
+
+
+def test_py_mutex_lock_unlock_calls(per_op):
+    mu = Mutex()
+    n = 500_000
+
+    def run() -> int:
+        lock, unlock = mu.lock, mu.unlock
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            lock()
+            unlock()
+        return time.perf_counter_ns() - t0
+
+    per_op(run, n)
+
+
+def test_threading_lock_uncontended(per_op):
+    lk = threading.Lock()
+    n = 500_000
+    per_op(lambda: _with_loop(lk, n), n)
+
+
+def test_threading_lock_acquire_release_calls(per_op):
+    lk = threading.Lock()
+    n = 500_000
+
+    def run() -> int:
+        acquire, release = lk.acquire, lk.release
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            acquire()
+            release()
+        return time.perf_counter_ns() - t0
+
+    per_op(run, n)
+
+
+# ---- 8 tasks contending, yielding inside the lock -----------------------------
+
+
+def test_py_mutex_8_goroutines_yielding(per_op):
+    n = 5_000
+    mu = Mutex()
+
+    def worker() -> None:
+        for _ in range(n):
+            with mu:
+                runtime.gosched()
+
+    def run() -> int:
+        wg = WaitGroup()
+        t0 = time.perf_counter_ns()
+        for _ in range(N_TASKS):
+            wg.go(worker)
+        wg.wait()
+        return time.perf_counter_ns() - t0
+
+    per_op(run, N_TASKS * n)
+
+
+def test_threading_lock_8_threads_yielding(per_op):
+    n = 500
+    lk = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(n):
+            with lk:
+                time.sleep(0)
+
+    def run() -> int:
+        ts = [threading.Thread(target=worker) for _ in range(N_TASKS)]
+        t0 = time.perf_counter_ns()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return time.perf_counter_ns() - t0
+
+    per_op(run, N_TASKS * n, rounds=3)
+
+
+def test_asyncio_lock_8_tasks_yielding(per_op):
+    asyncio = pytest.importorskip("asyncio")
+    n = 5_000
+
+    async def main() -> int:
+        lk = asyncio.Lock()
+
+        async def worker() -> None:
+            for _ in range(n):
+                async with lk:
+                    await asyncio.sleep(0)
+
+        t0 = time.perf_counter_ns()
+        await asyncio.gather(*(worker() for _ in range(N_TASKS)))
+        return time.perf_counter_ns() - t0
+
+    per_op(lambda: asyncio.run(main()), N_TASKS * n)
+
+
+def test_gevent_semaphore_8_greenlets_yielding(per_op):
+    gevent = pytest.importorskip("gevent", reason="gevent is not installed (pip install gevent)")
+    from gevent.lock import Semaphore
+
+    n = 5_000
+
+    def run() -> int:
+        sem = Semaphore(1)
+
+        def worker() -> None:
+            for _ in range(n):
+                with sem:
+                    gevent.sleep(0)
+
+        t0 = time.perf_counter_ns()
+        gevent.joinall([gevent.spawn(worker) for _ in range(N_TASKS)])
+        return time.perf_counter_ns() - t0
+
+    per_op(run, N_TASKS * n)

@@ -1,0 +1,597 @@
+/* C-side drivers for the interruptible sync waits (tests/c/test_sync_intr.py):
+ * mutex_lock_ex, rwmutex_lock_ex, waitgroup_wait_ex and notify_list_wait_ex
+ * on interruptible pthreads (what Python's main thread is), hammered with
+ * SIGUSR1 while goroutines use the same primitive normally. Every withdrawal
+ * must leave the state as if the thread had never waited: exclusion holds,
+ * nothing is left counted or queued, no wakeup is lost (a lost one hangs a
+ * worker, which the deadline turns into an abort with a message).
+ * Each driver returns the number of violations (0 = pass). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sync/sema.h"
+
+#define SEC 1000000000LL
+#define DEADLINE (60 * SEC)
+
+static _Atomic int64_t nerr;
+
+#define CHECK(cond, ...)                                         \
+    do {                                                         \
+        if (!(cond) && atomic_fetch_add(&nerr, 1) < 10) {        \
+            fprintf(stderr, "sync intr test: " __VA_ARGS__);     \
+            fputc('\n', stderr);                                 \
+        }                                                        \
+    } while (0)
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+}
+
+/* SIGUSR1 with a handler that does nothing and no SA_RESTART: a futex wait
+ * it hits returns EINTR, as Ctrl-C does to Python's main thread. */
+static void install_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static void spin_for(int64_t ns)
+{
+    int64_t end = goro_nanotime() + ns;
+    while (goro_nanotime() < end)
+        ;
+}
+
+/* ---- the signaller: pthread_kill every target until told to stop ---- */
+
+struct signaller {
+    pthread_mutex_t lock; /* targets may not exit while being signalled */
+    pthread_t targets[64];
+    int ntargets;
+    _Atomic int stop;
+    int64_t period_ns;
+    pthread_t thread;
+};
+
+static void *signaller_main(void *p)
+{
+    struct signaller *s = p;
+    unsigned seed = 12345;
+    while (!atomic_load(&s->stop)) {
+        pthread_mutex_lock(&s->lock);
+        for (int i = 0; i < s->ntargets; i++)
+            pthread_kill(s->targets[i], SIGUSR1);
+        pthread_mutex_unlock(&s->lock);
+        seed = seed * 1103515245 + 12345;
+        struct timespec ts = {0, (long)(s->period_ns / 2 + (seed >> 8) % (uint64_t)s->period_ns)};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void signaller_start(struct signaller *s, int64_t period_ns)
+{
+    pthread_mutex_init(&s->lock, NULL);
+    s->period_ns = period_ns;
+    if (pthread_create(&s->thread, NULL, signaller_main, s) != 0)
+        abort();
+}
+
+static void signaller_stop(struct signaller *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* The calling thread becomes interruptible and a target. */
+static void target_enter(struct signaller *s)
+{
+    goro_thread_set_interruptible(true);
+    pthread_mutex_lock(&s->lock);
+    if (s->ntargets == 64)
+        abort();
+    s->targets[s->ntargets++] = pthread_self();
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void target_leave(struct signaller *s)
+{
+    goro_thread_set_interruptible(false);
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->ntargets; i++) {
+        if (pthread_equal(s->targets[i], pthread_self())) {
+            s->targets[i] = s->targets[--s->ntargets];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- workers ---- */
+
+struct stress {
+    goro_mutex_t mu;
+    goro_rwmutex_t rw;
+    _Atomic int inside;  /* Mutex holders / RWMutex writers inside */
+    _Atomic int readers; /* RWMutex readers inside */
+    int64_t counter;     /* protected by the lock */
+    int64_t iters;
+    int64_t hold_ns;
+    _Atomic int64_t interrupted, acquired;
+    _Atomic int running;
+    struct signaller sig;
+};
+
+static void critical(struct stress *st)
+{
+    CHECK(atomic_fetch_add(&st->inside, 1) == 0, "two holders inside");
+    CHECK(atomic_load(&st->readers) == 0, "a reader inside with a writer");
+    st->counter++;
+    if (st->hold_ns && (st->counter & 7) == 0)
+        spin_for(st->hold_ns);
+    atomic_fetch_sub(&st->inside, 1);
+}
+
+/* An interruptible thread runs its iters rounds, and then goes on (up to
+ * 100 times as many) until some interruption has happened, so that the
+ * withdrawal paths are exercised even on a slow (sanitized) run. */
+static bool more_rounds(struct stress *st, int64_t i)
+{
+    return i < st->iters || (atomic_load(&st->interrupted) == 0 && i < 100 * st->iters);
+}
+
+static void mutex_goroutine(void *p)
+{
+    struct stress *st = p;
+    for (int64_t i = 0; i < st->iters; i++) {
+        goro_mutex_lock(&st->mu);
+        critical(st);
+        CHECK(goro_mutex_unlock(&st->mu) == GORO_OK, "unlock");
+        if ((i & 15) == 0)
+            goro_gosched();
+    }
+    atomic_fetch_sub(&st->running, 1);
+}
+
+static void *mutex_intr_thread(void *p)
+{
+    struct stress *st = p;
+    target_enter(&st->sig);
+    for (int64_t i = 0; more_rounds(st, i); i++) {
+        if (mutex_lock_ex(&st->mu, WAIT_MUTEX, false, true) != GORO_OK) {
+            atomic_fetch_add(&st->interrupted, 1);
+            continue;
+        }
+        atomic_fetch_add(&st->acquired, 1);
+        critical(st);
+        CHECK(goro_mutex_unlock(&st->mu) == GORO_OK, "unlock");
+    }
+    target_leave(&st->sig);
+    atomic_fetch_sub(&st->running, 1);
+    return NULL;
+}
+
+static void rw_reader_goroutine(void *p)
+{
+    struct stress *st = p;
+    for (int64_t i = 0; i < st->iters; i++) {
+        goro_rwmutex_rlock(&st->rw);
+        atomic_fetch_add(&st->readers, 1);
+        CHECK(atomic_load(&st->inside) == 0, "a writer inside with a reader");
+        if ((i & 3) == 0)
+            spin_for(st->hold_ns);
+        atomic_fetch_sub(&st->readers, 1);
+        CHECK(goro_rwmutex_runlock(&st->rw) == GORO_OK, "runlock");
+        if ((i & 15) == 0)
+            goro_gosched();
+    }
+    atomic_fetch_sub(&st->running, 1);
+}
+
+static void rw_writer_goroutine(void *p)
+{
+    struct stress *st = p;
+    for (int64_t i = 0; i < st->iters; i++) {
+        goro_rwmutex_lock(&st->rw);
+        critical(st);
+        CHECK(goro_rwmutex_unlock(&st->rw) == GORO_OK, "unlock");
+        goro_gosched();
+    }
+    atomic_fetch_sub(&st->running, 1);
+}
+
+static void *rw_intr_writer_thread(void *p)
+{
+    struct stress *st = p;
+    target_enter(&st->sig);
+    for (int64_t i = 0; more_rounds(st, i); i++) {
+        if (rwmutex_lock_ex(&st->rw, false, true) != GORO_OK) {
+            atomic_fetch_add(&st->interrupted, 1);
+            continue;
+        }
+        atomic_fetch_add(&st->acquired, 1);
+        critical(st);
+        CHECK(goro_rwmutex_unlock(&st->rw) == GORO_OK, "unlock");
+    }
+    target_leave(&st->sig);
+    atomic_fetch_sub(&st->running, 1);
+    return NULL;
+}
+
+static void wait_running(struct stress *st)
+{
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (atomic_load(&st->running) > 0) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: stuck (lost wakeup?)\n");
+            abort();
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void start_threads(void *st, int n, void *(*fn)(void *))
+{
+    for (int i = 0; i < n; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, fn, st) != 0)
+            abort();
+        pthread_detach(t);
+    }
+}
+
+/* Mutex: ngor goroutines lock normally, nthreads interruptible threads lock
+ * with mutex_lock_ex while being signalled every ~period_ns. */
+int64_t intr_mutex_stress(int ngor, int nthreads, int64_t iters, int64_t hold_ns, int64_t period_ns,
+                          int64_t *interrupted, int64_t *acquired)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct stress *st = calloc(1, sizeof *st);
+    st->iters = iters;
+    st->hold_ns = hold_ns;
+    atomic_store(&st->running, ngor + nthreads);
+    signaller_start(&st->sig, period_ns);
+    for (int i = 0; i < ngor; i++)
+        goro_go(mutex_goroutine, st);
+    start_threads(st, nthreads, mutex_intr_thread);
+    wait_running(st);
+    signaller_stop(&st->sig);
+    *interrupted = atomic_load(&st->interrupted);
+    *acquired = atomic_load(&st->acquired);
+    CHECK(st->counter == ngor * iters + *acquired, "counter %lld, want %lld",
+          (long long)st->counter, (long long)(ngor * iters + *acquired));
+    CHECK(atomic_load(&st->mu.state) == 0, "state left %#x", (unsigned)atomic_load(&st->mu.state));
+    CHECK(atomic_load(&st->mu.sema) == 0, "sema count left %u", atomic_load(&st->mu.sema));
+    CHECK(sema_nwaiters(&st->mu.sema) == 0, "waiters left queued");
+    free(st);
+    return atomic_load(&nerr);
+}
+
+/* RWMutex: reader and writer goroutines, interruptible writer threads. */
+int64_t intr_rw_stress(int nreaders, int nwriters, int nthreads, int64_t iters, int64_t hold_ns,
+                       int64_t period_ns, int64_t *interrupted, int64_t *acquired)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct stress *st = calloc(1, sizeof *st);
+    st->iters = iters;
+    st->hold_ns = hold_ns;
+    atomic_store(&st->running, nreaders + nwriters + nthreads);
+    signaller_start(&st->sig, period_ns);
+    for (int i = 0; i < nreaders; i++)
+        goro_go(rw_reader_goroutine, st);
+    for (int i = 0; i < nwriters; i++)
+        goro_go(rw_writer_goroutine, st);
+    start_threads(st, nthreads, rw_intr_writer_thread);
+    wait_running(st);
+    signaller_stop(&st->sig);
+    *interrupted = atomic_load(&st->interrupted);
+    *acquired = atomic_load(&st->acquired);
+    CHECK(st->counter == nwriters * iters + *acquired, "counter %lld", (long long)st->counter);
+    CHECK(atomic_load(&st->rw.readers) == 0, "readers word left %#llx",
+          (unsigned long long)atomic_load(&st->rw.readers));
+    CHECK(atomic_load(&st->rw.w.state) == 0, "w state left %#x", (unsigned)atomic_load(&st->rw.w.state));
+    CHECK(atomic_load(&st->rw.reader_sem) == 0 && atomic_load(&st->rw.writer_sem) == 0,
+          "sema counts left %u %u", atomic_load(&st->rw.reader_sem), atomic_load(&st->rw.writer_sem));
+    free(st);
+    return atomic_load(&nerr);
+}
+
+/* ---- WaitGroup: rounds of nworkers goroutines, waited for by interruptible
+ * threads that re-wait after each interruption ---- */
+
+struct wg_stress {
+    goro_waitgroup_t wg;
+    goro_waitgroup_t round_done; /* the waiter threads' own completion */
+    int64_t work_ns;
+    _Atomic int64_t interrupted;
+    struct signaller sig;
+    _Atomic int started;
+};
+
+static void wg_worker(void *p)
+{
+    struct wg_stress *s = p;
+    spin_for(s->work_ns);
+    CHECK(goro_waitgroup_done(&s->wg) == GORO_OK, "done");
+}
+
+static void *wg_intr_waiter(void *p)
+{
+    struct wg_stress *s = p;
+    target_enter(&s->sig);
+    atomic_fetch_add(&s->started, 1);
+    int r;
+    while ((r = waitgroup_wait_ex(&s->wg, true)) == GORO_INTERRUPTED)
+        atomic_fetch_add(&s->interrupted, 1);
+    CHECK(r == GORO_OK, "wait returned %d", r);
+    target_leave(&s->sig);
+    goro_waitgroup_done(&s->round_done);
+    return NULL;
+}
+
+int64_t intr_wg_stress(int rounds, int nworkers, int nwaiters, int64_t work_ns, int64_t period_ns,
+                       int64_t *interrupted)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct wg_stress *s = calloc(1, sizeof *s);
+    s->work_ns = work_ns;
+    signaller_start(&s->sig, period_ns);
+    for (int r = 0; r < rounds; r++) {
+        atomic_store(&s->started, 0);
+        goro_waitgroup_add(&s->round_done, nwaiters);
+        goro_waitgroup_add(&s->wg, nworkers);
+        start_threads(s, nwaiters, wg_intr_waiter);
+        while (atomic_load(&s->started) < nwaiters)
+            sched_yield();
+        for (int i = 0; i < nworkers; i++)
+            goro_go(wg_worker, s);
+        goro_waitgroup_wait(&s->round_done);
+        CHECK(atomic_load(&s->wg.state) == 0, "round %d: state left %#llx", r,
+              (unsigned long long)atomic_load(&s->wg.state));
+    }
+    signaller_stop(&s->sig);
+    CHECK(atomic_load(&s->wg.sema) == 0, "sema count left %u", atomic_load(&s->wg.sema));
+    *interrupted = atomic_load(&s->interrupted);
+    free(s);
+    return atomic_load(&nerr);
+}
+
+/* ---- notify list: a Cond-guarded queue; consumer threads interruptible,
+ * consumer goroutines not; one Signal per item. A notification lost to an
+ * abandoned ticket leaves an item with every consumer asleep: a hang. ---- */
+
+struct cond_stress {
+    goro_mutex_t mu;
+    struct notify_list nl;
+    int64_t queued;       /* items in the queue, under mu */
+    int64_t consumed;     /* under mu */
+    int64_t total;
+    _Atomic int64_t interrupted;
+    _Atomic int running;
+    _Atomic int started;
+    struct signaller sig;
+};
+
+/* Cond.Wait: ticket under mu, unlock, wait, relock. false if interrupted
+ * (mu relocked either way, as Python's Cond.wait does). An interrupted wait
+ * alternately goes back to waiting on its ticket and abandons it: both must
+ * keep every notification. */
+static bool cond_wait(struct cond_stress *s, bool intr)
+{
+    uint32_t t = notify_list_add(&s->nl);
+    goro_mutex_unlock(&s->mu);
+    bool ok = true;
+    while (!notify_list_wait_ex(&s->nl, t, WAIT_COND, intr)) {
+        ok = false;
+        if (atomic_fetch_add(&s->interrupted, 1) & 1) {
+            notify_list_abandon(&s->nl, t);
+            break;
+        }
+    }
+    goro_mutex_lock(&s->mu);
+    return ok;
+}
+
+static bool consume_one(struct cond_stress *s, bool intr)
+{
+    goro_mutex_lock(&s->mu);
+    while (s->queued == 0 && s->consumed < s->total) {
+        (void)cond_wait(s, intr);
+    }
+    bool more = s->consumed < s->total;
+    if (more) {
+        s->queued--;
+        s->consumed++;
+        if (s->consumed == s->total)
+            notify_list_notify_all(&s->nl); /* let the other consumers out */
+    }
+    goro_mutex_unlock(&s->mu);
+    return more;
+}
+
+static void cond_consumer_goroutine(void *p)
+{
+    struct cond_stress *s = p;
+    while (consume_one(s, false))
+        ;
+    atomic_fetch_sub(&s->running, 1);
+}
+
+static void *cond_consumer_thread(void *p)
+{
+    struct cond_stress *s = p;
+    target_enter(&s->sig);
+    while (consume_one(s, true))
+        ;
+    target_leave(&s->sig);
+    atomic_fetch_sub(&s->running, 1);
+    return NULL;
+}
+
+int64_t intr_cond_stress(int ngor, int nthreads, int64_t total, int64_t period_ns,
+                         int64_t *interrupted)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct cond_stress *s = calloc(1, sizeof *s);
+    s->total = total;
+    atomic_store(&s->running, ngor + nthreads);
+    signaller_start(&s->sig, period_ns);
+    for (int i = 0; i < ngor; i++)
+        goro_go(cond_consumer_goroutine, s);
+    start_threads(s, nthreads, cond_consumer_thread);
+    for (int64_t i = 0; i < total; i++) {
+        goro_mutex_lock(&s->mu);
+        s->queued++;
+        goro_mutex_unlock(&s->mu);
+        notify_list_notify_one(&s->nl);
+        if ((i & 3) == 0)
+            spin_for(2000);
+    }
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (atomic_load(&s->running) > 0) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: cond consumers stuck (lost notification?) "
+                            "consumed %lld/%lld\n", (long long)s->consumed, (long long)total);
+            abort();
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    signaller_stop(&s->sig);
+    *interrupted = atomic_load(&s->interrupted);
+    CHECK(s->consumed == total, "consumed %lld", (long long)s->consumed);
+    CHECK(notify_list_pending(&s->nl) == 0, "tickets pending %u", notify_list_pending(&s->nl));
+    CHECK(s->nl.head == NULL, "waiters left parked");
+    notify_list_destroy(&s->nl);
+    free(s);
+    return atomic_load(&nerr);
+}
+
+/* ---- sema_acquire withdrawal from each queue position, deterministic ----
+ * n interruptible threads queue on one semaphore in order; the one at
+ * position `victim` is signalled and must withdraw (SEMA_WITHDRAWN); the
+ * others, and a newcomer queued after the withdrawal, then get through,
+ * one per release, in FIFO order. */
+
+struct sema_q {
+    _Atomic uint32_t sema;
+    _Atomic int order[9];
+    _Atomic int next;
+    _Atomic int result[9]; /* -1 running, else enum sema_result */
+    pthread_t threads[9];
+};
+
+struct sema_q_arg {
+    struct sema_q *q;
+    int id;
+};
+
+static void *sema_q_thread(void *p)
+{
+    struct sema_q_arg *a = p;
+    goro_thread_set_interruptible(true);
+    enum sema_result r = sema_acquire(&a->q->sema, false, WAIT_SEMACQUIRE, true);
+    goro_thread_set_interruptible(false);
+    if (r == SEMA_ACQUIRED)
+        a->q->order[atomic_fetch_add(&a->q->next, 1)] = a->id;
+    atomic_store(&a->q->result[a->id], (int)r);
+    return NULL;
+}
+
+static void wait_for(bool (*pred)(struct sema_q *, int), struct sema_q *q, int k)
+{
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (!pred(q, k)) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: sema_q stuck\n");
+            abort();
+        }
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static bool queued_is(struct sema_q *q, int k)
+{
+    return sema_nwaiters(&q->sema) == k;
+}
+
+static bool result_set(struct sema_q *q, int id)
+{
+    return atomic_load(&q->result[id]) != -1;
+}
+
+int64_t intr_sema_withdraw(int n, int victim)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    if (n > 8 || victim >= n)
+        return -1;
+    struct sema_q *q = calloc(1, sizeof *q);
+    struct sema_q_arg args[9];
+    for (int i = 0; i < n; i++) {
+        atomic_store(&q->result[i], -1);
+        args[i] = (struct sema_q_arg){q, i};
+        if (pthread_create(&q->threads[i], NULL, sema_q_thread, &args[i]) != 0)
+            abort();
+        wait_for(queued_is, q, i + 1); /* queued in creation order */
+    }
+    /* A signal that lands just before the thread enters its futex wait is
+     * not noticed (thread_park only reacts to EINTR): resend until the
+     * victim has withdrawn. */
+    while (!result_set(q, victim)) {
+        pthread_kill(q->threads[victim], SIGUSR1);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(atomic_load(&q->result[victim]) == SEMA_WITHDRAWN, "victim result %d",
+          atomic_load(&q->result[victim]));
+    CHECK(sema_nwaiters(&q->sema) == n - 1, "queued after withdrawal: %d",
+          sema_nwaiters(&q->sema));
+    /* A newcomer queues at the tail of what is left (a stale tail pointer
+     * left by the withdrawal would lose it). */
+    atomic_store(&q->result[n], -1);
+    args[n] = (struct sema_q_arg){q, n};
+    if (pthread_create(&q->threads[n], NULL, sema_q_thread, &args[n]) != 0)
+        abort();
+    wait_for(queued_is, q, n);
+    for (int i = 0; i < n; i++) {
+        goro_semrelease(&q->sema, false);
+        int64_t deadline = goro_nanotime() + DEADLINE;
+        while (atomic_load(&q->next) < i + 1) {
+            if (goro_nanotime() > deadline) {
+                fprintf(stderr, "sync intr test: release %d lost\n", i);
+                abort();
+            }
+            sched_yield();
+        }
+    }
+    int want = 0;
+    for (int i = 0; i < n; i++, want++) {
+        if (want == victim)
+            want++;
+        CHECK(q->order[i] == want, "position %d: thread %d, want %d", i, q->order[i], want);
+    }
+    for (int i = 0; i <= n; i++)
+        pthread_join(q->threads[i], NULL);
+    CHECK(atomic_load(&q->sema) == 0 && sema_nwaiters(&q->sema) == 0, "sema left %u/%d",
+          atomic_load(&q->sema), sema_nwaiters(&q->sema));
+    free(q);
+    return atomic_load(&nerr);
+}
