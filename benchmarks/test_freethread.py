@@ -6,8 +6,8 @@ buys (issue 8).
 
 The workload sums squares over range(TOTAL) in CHUNKS equal slices, pure
 Python bytecode with no blocking call. Each way of running it is timed in
-one fresh interpreter (best of ROUNDS, wall clock), and the speedup is the
-single-threaded time over its time:
+one fresh interpreter (best of ROUNDS, wall clock, the rounds interleaving
+the modes), and the speedup is the single-threaded time over its time:
 
     serial         the main thread runs every slice
     pygoro P=1     one goroutine per slice at gomaxprocs(1)
@@ -36,9 +36,9 @@ import sys
 import sysconfig
 import textwrap
 
-TOTAL = 16_000_000
+TOTAL = 8_000_000
 CHUNKS = 8
-ROUNDS = 3
+ROUNDS = 5
 
 PROGRAM = """
 import json, sys, threading, time
@@ -86,22 +86,20 @@ def executor():
         return sum(ex.map(lambda s: work(*s), SLICES))
 
 
-def best(fn, procs=None):
-    times = []
-    for _ in range(ROUNDS):
+MODES = [("serial", serial, None), ("pygoro P=1", goroutines, 1),
+         ("pygoro P=2", goroutines, 2), ("threading", threads, None),
+         ("executor", executor, None)]
+# Rounds interleave the modes, so that every mode's best time comes from the
+# same stretch of time (a machine whose load changes favours no mode).
+res = {{}}
+for _ in range(ROUNDS):
+    for name, fn, procs in MODES:
         if procs is not None:
             runtime.gomaxprocs(procs)
         t0 = time.perf_counter()
         assert fn() == EXPECTED
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-res = {{"serial": best(serial)}}
-res["pygoro P=1"] = best(goroutines, 1)
-res["pygoro P=2"] = best(goroutines, 2)
-res["threading"] = best(threads)
-res["executor"] = best(executor)
+        dt = time.perf_counter() - t0
+        res[name] = min(res.get(name, dt), dt)
 gil = getattr(sys, "_is_gil_enabled", lambda: True)()
 print(json.dumps({{"times": res, "gil": gil, "version": sys.version}}))
 """
