@@ -255,3 +255,31 @@ def test_channels_of_objects_under_parallel_goroutines():
         """
     )
     assert out == {"ok": True}
+
+
+def test_context_subtree_is_canceled_when_the_parent_looks_done():
+    """A goroutine on another core cancels a parent context while this
+    thread waits for the parent's done channel: by the time that channel
+    reads closed, every descendant is canceled and done too (the done
+    channels close descendants first, pygoro/context.py)."""
+    out = run_program(
+        """
+        import json
+        import pygoro
+        from pygoro import context, runtime
+        runtime.gomaxprocs(2)
+        late = 0
+        for _ in range(2000):
+            parent, cancel = context.with_cancel(context.background())
+            child, _c1 = context.with_cancel(parent)
+            grandchild, _c2 = context.with_cancel(context.with_value(child, "k", 1))
+            pygoro.go(cancel)
+            parent.done().recv()
+            if child.err() is None or grandchild.err() is None:
+                late += 1
+            elif pygoro.select(grandchild.done().recv_case(), default=True)[0] != 0:
+                late += 1
+        print(json.dumps({"late": late}))
+        """
+    )
+    assert out == {"late": 0}
