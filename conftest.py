@@ -49,8 +49,10 @@ def _prefer_installed() -> None:
         sys.path.insert(0, implicit)
 
 
-if "pygoro" not in sys.modules:
-    _prefer_installed()
+# Also when pygoro is already imported: the pytest11 entry point of an
+# installed pygoro (pygoro.pytest_plugin) loads it before this file, and
+# find_spec then reports that module, so the rules above still hold.
+_prefer_installed()
 
 
 def pytest_report_header(config):

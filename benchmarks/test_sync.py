@@ -93,6 +93,20 @@ def test_threading_lock_acquire_release_calls(per_op):
     per_op(run, n)
 
 
+def test_py_rlock_uncontended(per_op):
+    from pygoro.sync import RLock
+
+    rl = RLock()
+    n = 500_000
+    per_op(lambda: _with_loop(rl, n), n)
+
+
+def test_threading_rlock_uncontended(per_op):
+    rl = threading.RLock()
+    n = 500_000
+    per_op(lambda: _with_loop(rl, n), n)
+
+
 # ---- 8 tasks contending, yielding inside the lock -----------------------------
 
 

@@ -176,6 +176,7 @@ struct g {
     /* where it came from, for stack dumps */
     const char *label;       /* optional name (C entry function or Python qualname) */
     int64_t created_at;
+    uint64_t parent_goid;    /* the goroutine that spawned it; 0: a plain thread */
 
     /* all-G list, for dumps and counting (guarded by sched.allglock) */
     struct g *alllink_next;
@@ -280,6 +281,11 @@ struct rt_hooks {
     void (*g_exit)(struct g *gp);
     /* An M thread starts / stops (e.g. to block signals, name the thread). */
     void (*m_start)(struct m *mp);
+    /* An interruptible thread's wait woke for its periodic check: has a
+     * signal arrived whose handler has not run yet? A signal that lands while
+     * the thread is between two futex waits interrupts no system call, so
+     * EINTR alone would miss it. No GIL, no runtime lock held. */
+    bool (*signal_pending)(void);
 };
 extern struct rt_hooks rt_hooks;
 
@@ -313,6 +319,9 @@ bool timer_stop(struct timer *t);
 int64_t timers_run(int64_t now);
 /* Earliest pending `when`, 0 if none (one atomic load). */
 int64_t timers_next(void);
+/* No timer pending and none being run right now (its effect still to
+ * come): what a deadlock check needs. */
+bool timers_quiet(void);
 /* fork: the timer heap's lock is held across fork (before / parent), and
  * the child starts with no timers (their owners did not survive). */
 void timers_before_fork(void);
@@ -351,6 +360,32 @@ int sched_max_procs(void);
  * interruptible)? Primitives that can withdraw a wait copy this into
  * gp->thread_interruptible before go_park; the rest leave it false. */
 bool thread_is_interruptible(void);
+
+/* ------------------------------------------------------------------------ */
+/* Goroutine dumps: sched/dump.c                                              */
+
+/* What a dump shows of one goroutine, copied under sched.allglock. */
+struct g_info {
+    uint64_t goid;
+    uint64_t parent_goid;
+    uint32_t status;        /* enum gstatus */
+    uint8_t wait_reason;    /* enum wait_reason, while G_WAITING */
+    int64_t waited_ns;      /* how long it has been parked; -1 if not parked */
+    const char *label;
+    goro_fn entry;
+    void *arg;              /* entry's argument (the bridge's per-goroutine state) */
+    void *py;               /* g->py at the time of the copy */
+    bool current;           /* the goroutine that took the snapshot */
+};
+/* Every live goroutine, current first, then by goid: a malloc'd array of *n
+ * entries (free it), or NULL when out of memory. Takes sched.allglock: call
+ * with no runtime lock held. */
+struct g_info *dump_snapshot(size_t *n);
+/* "running", "runnable", or the wait reason of a parked goroutine. */
+const char *dump_state_string(const struct g_info *gi);
+/* Name a code address for humans: "symbol" or "symbol+0xoff" if the dynamic
+ * linker knows the symbol, else "object.so+0xoff", else "0xaddr". Returns buf. */
+char *dump_symbolize(const void *pc, char *buf, size_t size);
 
 /* Report an unrecoverable runtime error and abort. */
 _Noreturn void rt_throw(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

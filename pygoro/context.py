@@ -274,27 +274,42 @@ class _CancelCtx(Context):
         (on a free-threaded build, possibly while this is still running on
         another core) finds its whole subtree canceled already."""
         todo: list[_CancelCtx] = [self]
+        pop = todo.pop
         canceled: list[_CancelCtx] = []
         while todo:
-            c = todo.pop()
-            with c._mu:
+            c = pop()
+            # acquire/try/finally rather than `with`: the same guarantee,
+            # and 1/3 less time per child in a wide fan-out on 3.11
+            # (benchmarks/test_context.py).
+            mu = c._mu
+            mu.acquire()
+            try:
                 if c._err is not None:
                     continue  # already canceled
                 c._err = err
                 c._cause = cause
                 children = c._children
                 c._children = None
+            finally:
+                mu.release()
             canceled.append(c)
             if children:
                 todo.extend(children)
         for c in reversed(canceled):  # a parent comes before its children
-            with c._mu:
+            mu = c._mu
+            mu.acquire()
+            try:
                 d = c._done
                 if d is None:
                     c._done = _closed
                 else:
-                    d._chan.close()  # never blocks
-            c._canceled()
+                    d._chan.close()  # never blocks: it only readies waiters
+            finally:
+                mu.release()
+            # The hot path of a wide fan-out is a plain with_cancel child:
+            # skip the call to its no-op hook.
+            if type(c) is not _CancelCtx:
+                c._canceled()
         if remove_from_parent:
             _remove_child(self._parent, self)
 
@@ -499,9 +514,30 @@ def _remove_child(parent: Any, child: _CancelCtx) -> None:
             p._children.pop(child, None)
 
 
-def _check_parent(parent: Any) -> None:
+_CONTEXT_METHODS = ("deadline", "done", "err", "value")
+
+
+def _check_parent(parent: Any, what: str = "parent") -> None:
     if parent is None:
-        raise TypeError("cannot create context from None parent (use background())")
+        raise TypeError(f"cannot create context from None {what} (use background())")
+    if not isinstance(parent, Context) and not all(
+        callable(getattr(parent, m, None)) for m in _CONTEXT_METHODS
+    ):
+        raise TypeError(
+            f"{what} must be a Context (an object with deadline, done, err and value "
+            f"methods), not {type(parent).__name__}"
+        )
+
+
+def _check_seconds(x: Any, what: str) -> None:
+    """Refuse what the arithmetic on deadlines would choke on, before any
+    context is made or linked into its parent."""
+    if isinstance(x, (str, bytes)) or not (
+        hasattr(type(x), "__float__") or hasattr(type(x), "__index__")
+    ):
+        raise TypeError(f"{what} must be a number of seconds, not {type(x).__name__}")
+    if x != x:
+        raise ValueError(f"{what} must be a number of seconds, not NaN")
 
 
 def _check_cause(why: Any) -> None:
@@ -549,6 +585,7 @@ def with_deadline_cause(
     (Go's context.WithDeadlineCause)."""
     _check_parent(parent)
     _check_cause(why)
+    _check_seconds(deadline, "deadline")
     cur = parent.deadline()
     if cur is not None and cur < deadline:
         return with_cancel(parent)  # the parent's deadline comes first anyway
@@ -582,12 +619,16 @@ def with_timeout(parent: Context, d: float) -> CancelPair:
     with with_timeout(parent, 0.5) as (ctx, cancel):
         result = fetch(ctx)
     """
+    _check_parent(parent)
+    _check_seconds(d, "timeout")
     return with_deadline_cause(parent, _time.monotonic() + d, None)
 
 
 def with_timeout_cause(parent: Context, d: float, why: BaseException | None = None) -> CancelPair:
     """with_timeout, with the cause(ctx) to report when it expires (Go's
     context.WithTimeoutCause)."""
+    _check_parent(parent)
+    _check_seconds(d, "timeout")
     return with_deadline_cause(parent, _time.monotonic() + d, why)
 
 
@@ -614,6 +655,7 @@ def cause(ctx: Context) -> BaseException | None:
     """Why ctx was canceled (Go's context.Cause): the cause given to the
     cancel function of with_cancel_cause (or with_*_cause) that canceled it
     or an ancestor, else the same as ctx.err(); None while not canceled."""
+    _check_parent(ctx, "ctx")
     p = ctx.value(_CANCEL_KEY)
     if type(p) in _CANCEL_TYPES:
         with p._mu:
@@ -629,7 +671,7 @@ def after_func(ctx: Context, fn: Callable[[], Any]) -> Callable[[], bool]:
     is (Go's context.AfterFunc). Returns stop(): True if it kept fn from
     being started, False if fn had already been started or stop() was
     called before. stop() does not wait for a running fn."""
-    _check_parent(ctx)
+    _check_parent(ctx, "ctx")
     if not callable(fn):
         raise TypeError(f"after_func() needs a callable, not {type(fn).__name__}")
     a = _AfterFuncCtx(ctx, fn)

@@ -32,6 +32,16 @@ from .context import CancelCauseFunc, Context, with_cancel_cause
 __all__ = ["Group", "with_context"]
 
 
+# The limit is a channel's capacity: pygoro.chan's largest.
+_LIMIT_MAX = 1 << 28
+
+
+def _check_callable(fn: Any) -> None:
+    # refused before a slot of the limit is taken or anything is started
+    if not callable(fn):
+        raise TypeError(f"errgroup: go() needs a callable, not {type(fn).__name__}")
+
+
 class Group:
     """A collection of goroutines working on subtasks of one task (Go's
     errgroup.Group). The zero value is ready to use: ``Group()`` has no
@@ -59,6 +69,7 @@ class Group:
         goroutines are running. The first exception fn raises in any
         goroutine of the group is what wait() raises, and cancels the
         context of with_context."""
+        _check_callable(fn)
         sem = self._sem
         if sem is not None:
             sem.send(None)
@@ -67,6 +78,7 @@ class Group:
     def try_go(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> bool:
         """Like go(), but instead of blocking when the limit is reached,
         start nothing and return False (Go's TryGo)."""
+        _check_callable(fn)
         sem = self._sem
         if sem is not None and _core.select(sem.send_case(None), default=True)[0] != 0:
             return False
@@ -78,6 +90,10 @@ class Group:
         means no limit (the default). n == 0 lets none start: go() blocks
         and try_go() returns False. Changing the limit while goroutines of
         the group are running raises RuntimeError (Go panics)."""
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"errgroup limit must be an int, not {type(n).__name__}")
+        if n > _LIMIT_MAX:
+            raise ValueError(f"errgroup limit must be at most {_LIMIT_MAX} (negative: none), not {n}")
         if n < 0:
             self._sem = None
             return

@@ -191,6 +191,9 @@ class Ticker:
 
 
 def _check_interval(d: float) -> None:
+    # what the C layer's float conversion accepts: __float__ or __index__
+    if not (hasattr(type(d), "__float__") or hasattr(type(d), "__index__")):
+        raise TypeError(f"Ticker interval must be a number of seconds, not {type(d).__name__}")
     if not d > 0:  # also refuses NaN
         raise ValueError(f"non-positive interval for Ticker: {d!r}")
 

@@ -285,3 +285,50 @@ def test_no_deadlock_error_while_another_thread_can_send():
     t.start()
     assert c.recv() == "late"
     t.join()
+
+
+def test_signal_that_interrupts_no_system_call_still_reaches_a_blocked_main_thread():
+    """_thread.interrupt_main() trips SIGINT's handler the way a signal does
+    but delivers no signal, so no futex wait returns EINTR: the same as a
+    real Ctrl-C landing while the main thread is between two waits. The
+    periodic check must see the tripped handler and raise KeyboardInterrupt
+    from recv, send, select, sleep and Mutex.lock, each withdrawn cleanly.
+    A pending timer keeps the runtime from looking idle (an idle runtime's
+    deadlock check would find the signal by another road)."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import _thread, threading
+        import pygoro
+        from pygoro import chan, select
+        from pygoro.sync import Mutex
+        import pygoro.time as gtime
+        alive = threading.Event()   # another thread alive: no DeadlockError
+        keeper = threading.Thread(target=alive.wait)
+        keeper.start()
+        mu = Mutex(); mu.lock()
+        far = gtime.Timer(3600)  # a pending timer: the runtime is not idle
+        c = chan()
+        ops = {"recv": c.recv, "send": lambda: c.send(1),
+               "select": lambda: select(c.recv_case()),
+               "sleep": lambda: gtime.sleep(3600), "lock": mu.lock}
+        for name, op in ops.items():
+            threading.Timer(0.05, _thread.interrupt_main).start()
+            try:
+                op()
+            except KeyboardInterrupt:
+                print(name, "interrupted")
+        # nothing was left queued: a sender and a receiver still pair up
+        pygoro.go(c.send, "v")
+        print("after:", c.recv())
+        alive.set()
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n") == [
+        "recv interrupted", "send interrupted", "select interrupted",
+        "sleep interrupted", "lock interrupted", "after: v", "",
+    ], r.stdout + r.stderr

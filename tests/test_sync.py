@@ -436,6 +436,8 @@ def test_waitgroup_misuse_leaves_state_intact():
         wg.add(2**31)
     with pytest.raises(OverflowError):
         wg.add(10**30)
+    with pytest.raises(RuntimeError, match="negative"):
+        wg.add(-(10**30))
     assert wg._state()["counter"] == 2
     for bad in (1.5, "1", True, None):
         with pytest.raises(TypeError):
@@ -635,6 +637,28 @@ def test_cond_wait_without_lock_raises_and_keeps_signals():
         Cond()
 
 
+def test_cond_in_a_reference_cycle_is_collected():
+    import gc
+    import weakref
+
+    class Owner:
+        def __init__(self):
+            self.mu = Mutex()
+            self.cond = Cond(self)
+
+        def lock(self):
+            self.mu.lock()
+
+        def unlock(self):
+            self.mu.unlock()
+
+    o = Owner()
+    ref = weakref.ref(o.cond)
+    del o
+    gc.collect()
+    assert ref() is None
+
+
 def test_cond_over_generic_locker():
     class Tracking:
         def __init__(self):
@@ -698,6 +722,11 @@ def test_rlock_reentrant_and_owned():
     j = Joiner()
     j.go(lambda: (rl.lock(), rl.unlock()))
     j.join()
+    # threading.RLock's spelling
+    assert rl.acquire() and rl.acquire(blocking=False)
+    rl.release()
+    rl.release()
+    assert not rl.is_owned()
 
 
 # Free-threaded builds pin a goroutine to the thread where it first ran
@@ -769,14 +798,33 @@ _CTRL_C_PRELUDE = """
     import pygoro
     from pygoro.sync import Mutex, RWMutex, WaitGroup, Cond
 
-    # d = 0.25: between the 100 ms ticks at which a waiting main thread
-    # wakes to check for deadlock. A signal that lands while it is out of
-    # its futex for a tick is only seen at its next Python-level check
-    # (csrc/sched thread_park does not look at a tick), a race the
-    # scheduler owns; these tests are about the withdrawal.
+    # Ctrl-C, as a user presses it: again if the first press was not seen.
+    # The main thread's blocked wait notices a signal by the EINTR of its
+    # futex wait; one landing in the instant it is out of that wait for its
+    # 100 ms deadlock tick is only seen at its next Python-level check
+    # (csrc/sched thread_park does not look at a tick), a race the scheduler
+    # owns. These tests are about the withdrawal, so the helper repeats the
+    # signal until the handler has raised, once.
+    armed = threading.Event()
+
+    def on_sigint(signum, frame):
+        if armed.is_set():
+            armed.clear()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+
     def ctrl_c_in(d):
         main = threading.main_thread().ident
-        threading.Timer(d, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+        armed.set()
+
+        def send():
+            time.sleep(d)
+            while armed.is_set():
+                signal.pthread_kill(main, signal.SIGINT)
+                time.sleep(0.3)
+
+        threading.Thread(target=send, daemon=True).start()
 
     def wait_until(pred):
         deadline = time.monotonic() + 30

@@ -555,6 +555,51 @@ def test_semaphore_ctrl_c_on_main_thread_withdraws_the_wait():
         "KeyboardInterrupt plain 2 0", "KeyboardInterrupt ctx 2 0", "held 2"], r.stdout
 
 
+def test_semaphore_main_thread_keeps_its_place_across_handled_signals():
+    """Signal handlers that return normally: the main thread's wait resumes
+    in its old place, ahead of a thread that queued after it."""
+    r = run_script(
+        """
+        import signal, threading, time
+        from pygoro.sync._semaphore import Semaphore
+        s = Semaphore(1)
+        s.acquire()
+        handled = [0]
+        def on_sigint(signum, frame):
+            handled[0] += 1
+        signal.signal(signal.SIGINT, on_sigint)
+        main = threading.main_thread().ident
+        order = []
+        def late():
+            while s.waiters == 0:
+                time.sleep(0.001)
+            s.acquire()
+            order.append("late")
+            s.release()
+        def interrupter():
+            while s.waiters < 2:
+                time.sleep(0.001)
+            for _ in range(50):
+                time.sleep(0.002)
+                signal.pthread_kill(main, signal.SIGINT)
+            while s.waiters < 2:   # main back in the queue after its handler
+                time.sleep(0.001)
+            s.release()
+        threads = [threading.Thread(target=late), threading.Thread(target=interrupter)]
+        for t in threads:
+            t.start()
+        s.acquire()
+        order.append("main")
+        s.release()
+        for t in threads:
+            t.join()
+        print(order, handled[0] > 0, s.held, s.waiters)
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['main', 'late'] True 0 0", r.stdout
+
+
 def test_semaphore_deadlock_error_on_main_thread():
     r = run_script(
         """

@@ -193,7 +193,9 @@ static int select_none(int64_t timeout_ns)
     return GORO_SELECT_INTERRUPTED;
 }
 
-int select_go(goro_select_case *cases, int ncases, int64_t timeout_ns)
+/* Everything but the single-case non-blocking select (select_go). */
+static __attribute__((noinline)) int select_cases(goro_select_case *cases, int ncases,
+                                                  int64_t timeout_ns)
 {
     if (unlikely(ncases < 0 || (ncases > 0 && cases == NULL)))
         rt_throw("goro_select: bad case array (%p, %d cases)", (void *)cases, ncases);
@@ -244,7 +246,8 @@ int select_go(goro_select_case *cases, int ncases, int64_t timeout_ns)
     for (int i = 0; i < ncases; i++) {
         if (cases[i].c == NULL)
             continue;
-        uint32_t j = cheaprandn((uint32_t)k + 1);
+        /* the first draw is always 0: skip the thread-local RNG */
+        uint32_t j = k == 0 ? 0 : cheaprandn((uint32_t)k + 1);
         pollorder[k] = pollorder[j];
         pollorder[j] = i;
         lockorder[k] = i;
@@ -398,6 +401,23 @@ done_locked:
         go_ready(wake);
     free(heap);
     return ret;
+}
+
+/* `select { case <-c: ... default: }` and its send twin - one valid enabled
+ * case, no waiting - go straight to the channel's fast path, as Go's
+ * compiler rewrites them, before select_cases' setup (a validation loop,
+ * the permutation, a frame sized for SELECT_STACK_CASES sudogs), which cost
+ * more than the operation itself. Anything unusual takes the general path,
+ * which validates. */
+int select_go(goro_select_case *cases, int ncases, int64_t timeout_ns)
+{
+    if (ncases == 1 && timeout_ns == 0 && cases != NULL && cases->c != NULL &&
+        (cases->dir == GORO_SELECT_RECV ||
+         (cases->dir == GORO_SELECT_SEND && (cases->elem != NULL || cases->c->elemsize == 0)))) {
+        cases->recv_ok = false;
+        return select_one(cases, 0, false);
+    }
+    return select_cases(cases, ncases, timeout_ns);
 }
 
 int goro_select(goro_select_case *cases, int ncases, int64_t timeout_ns)

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,6 +115,23 @@ typedef struct goro_stats {
 GORO_EXTERN void goro_get_stats(goro_stats_t *out);
 /* Per-P count of goroutines that P ran which were stolen from another P. */
 GORO_EXTERN uint64_t goro_p_steals(int p);
+
+/* Goroutine dump (Go's SIGQUIT traceback): one block per live goroutine,
+ * the caller's first, then by id:
+ *     goroutine 7 [chan receive, 2.0 seconds]:
+ *         worker(0x55d0c0a0)            entry function (symbol if exported) and arg
+ *         label: ...                    if it was started with goro_go_named
+ *     created in goroutine 1            or "created by a thread"
+ * States: running, runnable, or the wait reason of a parked goroutine
+ * ("chan receive", "select", "sleep", "sync.Mutex.Lock", ...). A snapshot
+ * taken without stopping anything: each goroutine's line is one it really
+ * had, not necessarily all at the same instant. Python goroutines show as
+ * such; pygoro.runtime.stack() adds their Python frames. Safe to call from
+ * any goroutine or thread, not from a signal handler. */
+GORO_EXTERN void goro_dump(FILE *f);
+/* The same text into buf (always NUL-terminated when size > 0, truncated to
+ * fit); returns the dump's full length, as snprintf does. */
+GORO_EXTERN size_t goro_dump_buf(char *buf, size_t size);
 
 /* ---- channels ---------------------------------------------------------- */
 

@@ -17,6 +17,12 @@ struct pyg {
     PyObject *name;    /* str: fn's qualified name, for dumps */
     PyThreadState *tstate;
     size_t stack_size;
+    /* where go() was called, for dumps (python/dump.c): the caller's code
+     * object (or NULL), instruction offset in bytes, and OS thread */
+    PyObject *spawn_code;
+    int spawn_offset;
+    const char *spawn_label; /* no Python caller: the spawning goroutine's label */
+    unsigned long spawn_thread;
 };
 
 /* goroutine.c */
@@ -34,13 +40,31 @@ void bridge_after_fork_child(void);
 void bridge_before_fork(void);
 void bridge_after_fork_parent(void);
 size_t bridge_stack_size(size_t set);
+/* The Python goroutine state of a G from a dump snapshot, or NULL if the G
+ * is not a Python goroutine or has finished with it. Only meaningful while
+ * the caller holds the GIL (see python/dump.c). */
+struct pyg *bridge_pyg_of(const struct g_info *gi);
+/* dump.c: pygoro._core._goroutines(); and the dump text (new reference, or
+ * NULL with an exception) that DeadlockError carries */
+int bridge_dump_init(PyObject *module);
+PyObject *bridge_dump_text(void);
+/* Raise DeadlockError(message) carrying the goroutine dump: as its
+ * `goroutines` attribute and as a note (add_note) that tracebacks print. The
+ * message is formatted as by PyErr_Format / PyUnicode_FromFormat. */
+void bridge_raise_deadlock(const char *fmt, ...);
+/* A plain Python thread is about to block in the runtime (it still holds the
+ * GIL) / has resumed (it holds the GIL again): dumps list it meanwhile. */
+void bridge_dump_thread_blocking(struct g *gp);
+void bridge_dump_thread_resumed(void);
+void bridge_dump_after_fork_child(void);
 /* chan_type.c: pygoro.Chan, select, ClosedChannelError, DeadlockError */
 int bridge_chan_init(PyObject *module);
 extern PyObject *bridge_closed_channel_error;
 extern PyObject *bridge_deadlock_error;
-/* After a wait returned GORO_INTERRUPTED: DeadlockError if the main thread
- * waits on `what` (e.g. "a Mutex") that nothing left can complete, else the
- * signal handlers run. -1 with an exception set, or 0 to retry. */
+/* After a wait returned GORO_INTERRUPTED: the signal handlers run (Ctrl-C
+ * raises KeyboardInterrupt), then DeadlockError if the main thread waits on
+ * `what` (e.g. "a Mutex") that nothing left can complete. -1 with an
+ * exception set, or 0 to retry. */
 int bridge_after_interrupt(const char *what);
 /* What the C channel under a Chan carries, and what a receive returns. */
 enum bridge_chan_kind {

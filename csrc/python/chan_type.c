@@ -59,6 +59,13 @@ static PyObject *send_view_type, *recv_view_type; /* pygoro._chan.SendChan/RecvC
 
 int bridge_after_interrupt(const char *what)
 {
+    /* Signal handlers first: Ctrl-C pressed at a deadlock is a
+     * KeyboardInterrupt, and a handler may itself start what wakes us
+     * (a goroutine, a thread), which the deadlock check below must see.
+     * It also turns the 100 ms idle tick into a second chance for a signal
+     * that arrived just before the wait began (no EINTR then). */
+    if (bridge_handle_interrupt() < 0)
+        return -1;
     if (goro_runtime_idle() && !in_goroutine()) {
         PyObject *n = PyObject_CallNoArgs(threading_active_count);
         if (n == NULL)
@@ -68,14 +75,14 @@ int bridge_after_interrupt(const char *what)
         if (count == -1 && PyErr_Occurred())
             return -1;
         if (count <= 1 && goro_runtime_idle()) {
-            PyErr_Format(bridge_deadlock_error,
-                         "all goroutines are asleep - deadlock! (the main thread is blocked "
-                         "on %s, and no goroutine, timer or other thread can wake it)",
-                         what);
+            bridge_raise_deadlock(
+                "all goroutines are asleep - deadlock! (the main thread is blocked "
+                "on %s, and no goroutine, timer or other thread can wake it)",
+                what);
             return -1;
         }
     }
-    return bridge_handle_interrupt();
+    return 0;
 }
 
 static void release_elem(void *elem, void *ctx)
@@ -418,6 +425,41 @@ static PyTypeObject Case_Type = {
 /* ---- select ---- */
 
 #define SELECT_STACK_CASES 8
+/* A timeout this long (2^62 ns, 146 years) or longer waits without limit:
+ * converting more to int64 nanoseconds would overflow (undefined in C), and
+ * below it now + timeout cannot overflow. */
+#define SELECT_TIMEOUT_LIMIT_NS 4611686018427387904.0
+
+/* select()'s keyword names, interned: keyword names reach us interned, so
+ * an identity test settles the common case without a string compare. */
+static PyObject *str_default, *str_timeout;
+/* (-1, None, False): the result of a select whose default (or timeout) was
+ * taken, made once - a tuple is immutable. */
+static PyObject *select_none_result;
+
+static bool kw_is(PyObject *name, PyObject *interned, const char *ascii)
+{
+    return name == interned || PyUnicode_CompareWithASCIIString(name, ascii) == 0;
+}
+
+/* (index, value, ok) for the chosen case, built directly: Py_BuildValue
+ * parsed its format string on every call, a third of a non-blocking
+ * select's cost. value is borrowed. */
+static PyObject *select_result(int index, PyObject *value, bool ok)
+{
+    PyObject *i = PyLong_FromLong(index);
+    if (i == NULL)
+        return NULL;
+    PyObject *t = PyTuple_New(3);
+    if (t == NULL) {
+        Py_DECREF(i);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, i);
+    PyTuple_SET_ITEM(t, 1, Py_NewRef(value));
+    PyTuple_SET_ITEM(t, 2, Py_NewRef(ok ? Py_True : Py_False));
+    return t;
+}
 
 static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kwnames)
@@ -429,11 +471,11 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
         for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
             PyObject *name = PyTuple_GET_ITEM(kwnames, k);
             PyObject *val = args[nargs + k];
-            if (PyUnicode_CompareWithASCIIString(name, "default") == 0) {
+            if (kw_is(name, str_default, "default")) {
                 block_default = PyObject_IsTrue(val);
                 if (block_default < 0)
                     return NULL;
-            } else if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0) {
+            } else if (kw_is(name, str_timeout, "timeout")) {
                 if (val != Py_None) {
                     timeout = PyFloat_AsDouble(val);
                     if (timeout == -1.0 && PyErr_Occurred())
@@ -496,8 +538,9 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
 
     int64_t timeout_ns = block_default ? 0 : GORO_FOREVER;
     int64_t deadline = 0;
-    if (!block_default && timeout >= 0.0) {
-        timeout_ns = (int64_t)(timeout * 1e9);
+    if (!block_default && timeout >= 0.0 && timeout * 1e9 < SELECT_TIMEOUT_LIMIT_NS) {
+        /* rounded up, as timers are: never give up before the time asked */
+        timeout_ns = (int64_t)ceil(timeout * 1e9);
         deadline = goro_nanotime() + timeout_ns;
     }
     int r;
@@ -523,12 +566,12 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
         goto done;
     }
     if (r == GORO_SELECT_NONE) {
-        result = Py_BuildValue("(iOO)", -1, Py_None, Py_False);
+        result = Py_NewRef(select_none_result);
         goto done;
     }
     if (cases[r].dir == CASE_SEND) {
         slots[r].obj = NULL; /* the receiver owns it now */
-        result = Py_BuildValue("(iOO)", r, Py_None, Py_True);
+        result = select_result(r, Py_None, true);
     } else {
         PyObject *v = NULL;
         if (cases[r].recv_ok) {
@@ -539,7 +582,7 @@ static PyObject *core_select(PyObject *module, PyObject *const *args, Py_ssize_t
             }
         }
         slots[r].obj = NULL;
-        result = Py_BuildValue("(iOO)", r, v ? v : Py_None, cases[r].recv_ok ? Py_True : Py_False);
+        result = select_result(r, v ? v : Py_None, cases[r].recv_ok);
         Py_XDECREF(v);
     }
 done:
@@ -591,6 +634,11 @@ int bridge_chan_init(PyObject *m)
         return -1;
     if (PyModule_AddObjectRef(m, "ClosedChannelError", bridge_closed_channel_error) < 0 ||
         PyModule_AddObjectRef(m, "DeadlockError", bridge_deadlock_error) < 0)
+        return -1;
+    str_default = PyUnicode_InternFromString("default");
+    str_timeout = PyUnicode_InternFromString("timeout");
+    select_none_result = Py_BuildValue("(iOO)", GORO_SELECT_NONE, Py_None, Py_False);
+    if (str_default == NULL || str_timeout == NULL || select_none_result == NULL)
         return -1;
     PyObject *threading = PyImport_ImportModule("threading");
     if (threading == NULL)

@@ -69,6 +69,36 @@ PyThreadState *compat_current_tstate(void)
 #endif
 }
 
+/* ---- where a goroutine was created (pygoro.runtime.stack) ----
+ * go() records its caller's code object and instruction offset, read off
+ * the interpreter's own frame chain: a frame object (PyEval_GetFrame) would
+ * have to be allocated on every spawn, this costs two loads and an incref.
+ * The line number is computed only when a dump prints it. */
+#include "internal/pycore_frame.h"
+
+PyObject *compat_caller_code(int *offset)
+{
+    PyThreadState *tstate = compat_current_tstate();
+    if (tstate == NULL)
+        return NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *f = tstate->current_frame;
+#else
+    _PyInterpreterFrame *f = tstate->cframe->current_frame;
+#endif
+    /* Skip frames still being set up (and, on 3.13, the C stack's shims). */
+    while (f != NULL && _PyFrame_IsIncomplete(f))
+        f = f->previous;
+    if (f == NULL)
+        return NULL;
+    *offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_NewRef((PyObject *)_PyFrame_GetCode(f));
+#else
+    return Py_NewRef((PyObject *)f->f_code);
+#endif
+}
+
 PyThreadState *compat_tstate_new(PyInterpreterState *interp)
 {
     PyThreadState *tstate = PyThreadState_New(interp);
@@ -150,5 +180,22 @@ void compat_restore_exception(PyObject *exc)
 #else
     PyObject *tb = PyException_GetTraceback(exc);
     PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, tb);
+#endif
+}
+
+/* The flag CPython's C signal handler sets and PyErr_CheckSignals clears.
+ * 3.12+: _PyRuntime.signals.is_tripped. 3.11 keeps is_tripped static in
+ * signalmodule.c; its runtime-wide ceval.signals_pending is set by the same
+ * handler but cleared only by the eval loop, so on 3.11 a signal whose
+ * handler ran in a pygoro wait without raising reads as pending until the
+ * thread runs Python again: one extra check per tick, not a lost signal. */
+int compat_signal_tripped(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _Py_atomic_load_int_relaxed(&_PyRuntime.signals.is_tripped);
+#elif PY_VERSION_HEX >= 0x030C0000
+    return _Py_atomic_load_relaxed(&_PyRuntime.signals.is_tripped);
+#else
+    return _Py_atomic_load_relaxed(&_PyRuntime.ceval.signals_pending);
 #endif
 }

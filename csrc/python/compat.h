@@ -15,6 +15,12 @@
  * Does not need the GIL. */
 PyThreadState *compat_tstate_new(PyInterpreterState *interp);
 
+/* The code object (new reference) of the innermost Python frame running in
+ * the calling thread and its current instruction's offset in bytes (what
+ * PyCode_Addr2Line takes), or NULL (no exception set) when none is. Cheap:
+ * no frame object is created. */
+PyObject *compat_caller_code(int *offset);
+
 /* Attach tstate to this OS thread and take the GIL; point this thread's
  * PyGILState slot at it (so PyGILState_Ensure in C extensions finds it) and
  * update thread_id / native_thread_id for faulthandler and debuggers. */
@@ -42,5 +48,9 @@ void compat_restore_exception(PyObject *exc);
 
 /* The calling thread's attached tstate, or NULL; never fails. */
 PyThreadState *compat_current_tstate(void);
+
+/* Nonzero while a signal has been received whose Python handler has not run
+ * yet (CPython's "tripped" flag). One atomic load; no GIL needed. */
+int compat_signal_tripped(void);
 
 #endif

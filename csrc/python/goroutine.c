@@ -148,11 +148,12 @@ static _Thread_local PyThreadState *thread_saved_tstate;
 
 static void hook_thread_block_begin(struct g *gp)
 {
-    (void)gp;
     /* Only a thread that holds the GIL releases it: C code may call the
      * runtime from a thread that never touched Python. */
-    if (compat_current_tstate() != NULL)
+    if (compat_current_tstate() != NULL) {
+        bridge_dump_thread_blocking(gp); /* listed by dumps until it resumes */
         thread_saved_tstate = PyEval_SaveThread();
+    }
 }
 
 static void hook_thread_block_end(struct g *gp)
@@ -162,6 +163,7 @@ static void hook_thread_block_end(struct g *gp)
     if (ts != NULL) {
         thread_saved_tstate = NULL;
         PyEval_RestoreThread(ts);
+        bridge_dump_thread_resumed();
     }
 }
 
@@ -244,10 +246,14 @@ static void py_goroutine_main(void *arg)
     Py_CLEAR(p->kwargs);
     Py_CLEAR(p->context);
     Py_CLEAR(p->name);
+    Py_CLEAR(p->spawn_code);
     compat_tstate_reset(ts);
     if (PyErr_Occurred())
         PyErr_WriteUnraisable(NULL);
     gp->py = NULL;
+    /* p is about to be freed: a dump must not find it through gp->arg any
+     * more. Both happen under the GIL, which a dump holds (python/dump.c). */
+    __atomic_store_n(&gp->arg, NULL, __ATOMIC_RELAXED);
     free(p);
 
     if (pool_put(ts)) {
@@ -285,6 +291,10 @@ PyObject *bridge_go(PyObject *fn, PyObject *args, PyObject *kwargs)
         p->kwargs = kwargs;
     }
     p->stack_size = atomic_load_explicit(&py_stack_size, memory_order_relaxed);
+    p->spawn_code = compat_caller_code(&p->spawn_offset);
+    p->spawn_thread = PyThread_get_thread_ident();
+    if (p->spawn_code == NULL && in_goroutine())
+        p->spawn_label = getg()->label; /* e.g. "time.AfterFunc" */
     /* The label is for dumps only: the qualified name, resolved lazily by
      * whoever prints it (a getattr per spawn would cost ~50 ns). */
     struct g *gp = go_spawn_sized(py_goroutine_main, p, NULL, NULL, p->stack_size);
@@ -293,11 +303,17 @@ PyObject *bridge_go(PyObject *fn, PyObject *args, PyObject *kwargs)
         Py_DECREF(p->args);
         Py_XDECREF(p->kwargs);
         Py_DECREF(p->context);
+        Py_XDECREF(p->spawn_code);
         free(p);
         PyErr_SetString(PyExc_MemoryError, "go(): cannot allocate a goroutine stack");
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+struct pyg *bridge_pyg_of(const struct g_info *gi)
+{
+    return gi->entry == py_goroutine_main ? gi->arg : NULL;
 }
 
 /* ---- shutdown and fork ---- */
@@ -325,7 +341,13 @@ void bridge_after_fork_child(void)
     POOL_RESET(); /* free-threaded: the forking thread's own pool */
     thread_saved_tstate = NULL;
     main_thread_ident = PyThread_get_thread_ident();
+    bridge_dump_after_fork_child();
     goro_runtime_after_fork_child();
+}
+
+static bool hook_signal_pending(void)
+{
+    return compat_signal_tripped() != 0;
 }
 
 int bridge_goroutine_init(PyObject *module)
@@ -359,5 +381,6 @@ int bridge_goroutine_init(PyObject *module)
     rt_hooks.g_detach = hook_g_detach;
     rt_hooks.thread_block_begin = hook_thread_block_begin;
     rt_hooks.thread_block_end = hook_thread_block_end;
+    rt_hooks.signal_pending = hook_signal_pending;
     return 0;
 }

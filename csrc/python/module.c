@@ -259,6 +259,10 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
+    if (bridge_dump_init(m) < 0) { /* after chan: it decorates DeadlockError */
+        Py_DECREF(m);
+        return NULL;
+    }
     goro_runtime_start(0);
     return m;
 }

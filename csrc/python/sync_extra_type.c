@@ -13,14 +13,15 @@
  * runtime's hooks release the GIL). With a context, or on the main thread
  * (which must stay interruptible by Ctrl-C), it waits in select mode on
  * the context's done channel; an interrupted wait has been withdrawn when
- * it returns, and is retried after the signal handlers ran, at the back of
- * the queue.
+ * it returns, and is retried after the signal handlers ran, in its old
+ * place in the queue.
  *
  * Int64 is a goro_atomic_int64_t. Value guards its PyObject* with a tiny
  * spinlock: see value_lock.
  */
 #include "bridge.h"
 #include "../sync/pool.h"
+#include "../sync/semaphore.h"
 
 #include <sched.h>
 
@@ -309,7 +310,24 @@ static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *const *args,
         return NULL;
     }
     if (ctx != Py_None) {
-        done = PyObject_CallMethod(ctx, "done", NULL);
+        /* A context is anything with done() and err(), as in Go's interface;
+         * say so rather than leak an AttributeError about 'done'. */
+        PyObject *done_method = PyObject_GetAttrString(ctx, "done");
+        if (done_method == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return NULL;
+            PyErr_Clear();
+        }
+        if (done_method == NULL || !PyCallable_Check(done_method)) {
+            Py_XDECREF(done_method);
+            PyErr_Format(PyExc_TypeError,
+                         "Semaphore.acquire: ctx must be a context (with done() and err()) "
+                         "or None, not %.100s",
+                         Py_TYPE(ctx)->tp_name);
+            return NULL;
+        }
+        done = PyObject_CallNoArgs(done_method);
+        Py_DECREF(done_method);
         if (done == NULL)
             return NULL;
         if (done == Py_None) /* background(): never done */
@@ -322,6 +340,7 @@ static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *const *args,
     int r;
     if (cancel == NULL && goro_semaphore_try_acquire(self->sem, n) == GORO_OK)
         Py_RETURN_NONE; /* no GIL release on the fast path */
+    uint64_t seq = 0; /* our place in the queue, kept across interrupted waits */
     for (;;) {
         bridge_prepare_block();
         union {
@@ -331,7 +350,7 @@ static PyObject *Semaphore_acquire(SemaphoreObject *self, PyObject *const *args,
         if (cancel == NULL && (in_goroutine() || !thread_is_interruptible()))
             r = goro_semaphore_acquire(self->sem, n);
         else
-            r = goro_semaphore_acquire_select(self->sem, n, cancel, &elem, GORO_FOREVER);
+            r = semaphore_acquire_select_seq(self->sem, n, cancel, &elem, GORO_FOREVER, &seq);
         if (r == GORO_CANCELED && kind == BRIDGE_CHAN_OBJECT)
             Py_XDECREF(elem.obj); /* a value sent on a done channel: not ours to keep */
         if (r != GORO_INTERRUPTED)

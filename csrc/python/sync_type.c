@@ -94,7 +94,10 @@ static int lock_rw_read(goro_rwmutex_t *rw)
     int64_t ns = RLOCK_POLL_MIN_NS;
     while (!goro_rwmutex_tryrlock(rw)) {
         bridge_prepare_block();
-        if (goro_sleep(ns) == GORO_INTERRUPTED && bridge_handle_interrupt() < 0)
+        (void)goro_sleep(ns);
+        /* Whether or not the sleep was cut short: a signal that arrived
+         * while we were awake between sleeps is only seen here. */
+        if (bridge_handle_interrupt() < 0)
             return -1;
         if (ns < RLOCK_POLL_MAX_NS) {
             ns *= 2;
@@ -546,6 +549,23 @@ static PyObject *RLock_unlock(RLockObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* threading.RLock's spelling, for code written against it: acquire()
+ * waits, acquire(False) is try_lock(). No timeout. */
+static PyObject *RLock_acquire(RLockObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"blocking", NULL};
+    int blocking = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:acquire", kwlist, &blocking))
+        return NULL;
+    if (!blocking)
+        return RLock_try_lock(self, NULL);
+    PyObject *r = RLock_lock(self, NULL);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_TRUE;
+}
+
 static PyObject *RLock_exit(RLockObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)args;
@@ -581,6 +601,11 @@ static PyMethodDef RLock_methods[] = {
      "unlock(): undo one lock(); RuntimeError if the caller does not hold it."},
     {"try_lock", (PyCFunction)RLock_try_lock, METH_NOARGS,
      "try_lock() -> bool: lock() without waiting."},
+    {"acquire", (PyCFunction)(void (*)(void))RLock_acquire, METH_VARARGS | METH_KEYWORDS,
+     "acquire(blocking=True) -> bool: threading.RLock's name for lock() (try_lock() when "
+     "not blocking)."},
+    {"release", (PyCFunction)RLock_unlock, METH_NOARGS,
+     "release(): threading.RLock's name for unlock()."},
     {"is_owned", (PyCFunction)RLock_is_owned, METH_NOARGS,
      "is_owned() -> bool: does the calling goroutine (or plain thread) hold it?"},
     {"__enter__", (PyCFunction)RLock_lock, METH_NOARGS, "lock()"},
@@ -665,10 +690,8 @@ static PyObject *WaitGroup_add(WaitGroupObject *self, PyObject *const *args, Py_
         long long v = PyLong_AsLongLongAndOverflow(args[0], &overflow);
         if (v == -1 && PyErr_Occurred())
             return NULL;
-        if (overflow) {
-            PyErr_SetString(PyExc_OverflowError, "sync: WaitGroup counter overflows 2**31-1");
-            return NULL;
-        }
+        if (overflow) /* beyond int64: as far out of range as any */
+            v = overflow < 0 ? INT64_MIN : INT64_MAX;
         delta = v;
     }
     if (wg_add(self, delta) < 0)
@@ -879,20 +902,44 @@ static PyObject *Cond_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* GC: a Locker of the user's own may refer back to its Cond. */
+static int Cond_traverse(CondObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->L);
+    return 0;
+}
+
+static int Cond_clear(CondObject *self)
+{
+    Py_CLEAR(self->L);
+    return 0;
+}
+
 static void Cond_dealloc(CondObject *self)
 {
     /* Nobody waits: a waiter holds a reference to us. */
+    PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     notify_list_destroy(&self->nl);
-    Py_XDECREF(self->L);
+    Py_CLEAR(self->L);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *Cond_get_L(CondObject *self, void *closure)
 {
     (void)closure;
-    return Py_NewRef(self->L);
+    return Py_NewRef(self->L != NULL ? self->L : Py_None);
+}
+
+/* L is cleared only by the GC breaking a cycle; nothing can use the Cond
+ * after that, but be safe. */
+static int cond_check_L(CondObject *self)
+{
+    if (self->L != NULL)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "Cond has no lock (cleared by the garbage collector)");
+    return -1;
 }
 
 /* Release L for wait. RLock: all the way, whatever the depth, remembered in
@@ -985,6 +1032,8 @@ static int cond_relock_always(CondObject *self, uint64_t depth)
 static PyObject *Cond_wait(CondObject *self, PyObject *unused)
 {
     (void)unused;
+    if (cond_check_L(self) < 0)
+        return NULL;
     /* Take the ticket while L is held, then unlock: a Signal after the
      * unlock covers us even before we park (sema.c, notify list). */
     uint32_t t = notify_list_add(&self->nl);
@@ -1057,12 +1106,14 @@ static PyGetSetDef Cond_getset[] = {
 static PyTypeObject Cond_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pygoro.sync.Cond",
     .tp_basicsize = sizeof(CondObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Cond(L)\n--\n\nGo's sync.Cond: a rendezvous point for goroutines waiting for "
               "an event, over a Locker L\n(Mutex, RWMutex (write side), RWMutex.rlocker(), "
               "RLock, or any object with lock()\nand unlock()).",
     .tp_new = Cond_new,
     .tp_dealloc = (destructor)Cond_dealloc,
+    .tp_traverse = (traverseproc)Cond_traverse,
+    .tp_clear = (inquiry)Cond_clear,
     .tp_methods = Cond_methods,
     .tp_getset = Cond_getset,
     .tp_weaklistoffset = offsetof(CondObject, weakreflist),

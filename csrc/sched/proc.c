@@ -997,6 +997,7 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     gp->pinned_m = NULL;
     gp->wait_reason = WAIT_NONE;
     gp->created_at = 0;
+    gp->parent_goid = mp && mp->curg ? mp->curg->goid : 0;
     gp->park_unlock = NULL;
     gp->param = NULL;
     atomic_store_explicit(&gp->select_done, 0, memory_order_relaxed);
@@ -1063,7 +1064,9 @@ static void thread_park(struct g *gp, park_unlock_fn unlockf, void *arg, enum wa
         if (!gp->thread_interruptible ||
             atomic_load_explicit(&gp->thread_wake, memory_order_acquire) != 0)
             continue;
-        if (r == -2 || (r == -1 && goro_runtime_idle())) {
+        if (r == -2 ||
+            (r == -1 && ((rt_hooks.signal_pending && rt_hooks.signal_pending()) ||
+                         goro_runtime_idle()))) {
             gp->thread_interrupted = true;
             break;
         }
@@ -1086,7 +1089,7 @@ bool goro_runtime_idle(void)
     for (int32_t i = procs; i < seen; i++)
         if (atomic_load(&allp[i].status) == P_RUNNING)
             return false;
-    if (timers_next() != 0)
+    if (!timers_quiet())
         return false;
     return !any_work_queued() && !pin_any_queued();
 }
@@ -1115,7 +1118,9 @@ static inline int64_t coarse_now(void)
 void go_park(park_unlock_fn unlockf, void *arg, enum wait_reason reason)
 {
     struct g *gp = getg();
-    gp->wait_since = coarse_now();
+    /* relaxed atomic stores: a dump (sched/dump.c) reads both from another
+     * thread; they are for humans and need no ordering */
+    __atomic_store_n(&gp->wait_since, coarse_now(), __ATOMIC_RELAXED);
     if (gp->is_thread) {
         thread_park(gp, unlockf, arg, reason);
         return;
@@ -1125,12 +1130,12 @@ void go_park(park_unlock_fn unlockf, void *arg, enum wait_reason reason)
         rt_throw("go_park called on g0");
     gp->park_unlock = unlockf;
     gp->park_arg = arg;
-    gp->wait_reason = (uint8_t)reason;
+    __atomic_store_n(&gp->wait_reason, (uint8_t)reason, __ATOMIC_RELAXED);
     stack_check(gp);
     mp->mcall = MCALL_PARK;
     g_switch(gp, &mp->g0, false);
     /* Resumed, possibly on another M. */
-    gp->wait_reason = WAIT_NONE;
+    __atomic_store_n(&gp->wait_reason, WAIT_NONE, __ATOMIC_RELAXED);
     if (gp->detached) {
         gp->detached = false;
         if (rt_hooks.g_attach)

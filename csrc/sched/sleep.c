@@ -27,6 +27,10 @@ static void sleep_fire(void *arg, uintptr_t seq, int64_t delay)
     go_ready(arg);
 }
 
+/* How often an interruptible thread's sleep looks for a signal that hit it
+ * outside a system call; as thread_park's DEAD_CHECK_NS. */
+#define SIGNAL_CHECK_NS (100 * 1000 * 1000)
+
 struct sleep_arm_arg {
     struct timer *t;
     int64_t when;
@@ -50,9 +54,17 @@ static bool thread_sleep(struct g *gp, int64_t when)
     if (rt_hooks.thread_block_begin)
         rt_hooks.thread_block_begin(gp);
     struct note n = {0}; /* never woken: the sleep ends by timeout or signal */
-    int64_t left = when - nanotime();
-    if (left > 0)
+    int64_t left;
+    while (!interrupted && (left = when - nanotime()) > 0) {
+        /* An interruptible sleep wakes every SIGNAL_CHECK_NS: a signal that
+         * arrived between two waits interrupted no system call (see
+         * rt_hooks.signal_pending). */
+        if (interruptible && left > SIGNAL_CHECK_NS)
+            left = SIGNAL_CHECK_NS;
         note_timedsleep(&n, left, interruptible, &interrupted);
+        if (!interrupted && interruptible && rt_hooks.signal_pending && rt_hooks.signal_pending())
+            interrupted = true;
+    }
     if (rt_hooks.thread_block_end)
         rt_hooks.thread_block_end(gp);
     gp->wait_reason = WAIT_NONE;

@@ -105,6 +105,12 @@ static struct {
      * (stopm reads it under sched.lock; timer_reset publishes before it
      * takes sched.lock in sched_timers_changed), so relaxed is enough. */
     _Atomic int64_t next;
+    /* Timers popped by a timers_run whose function has not finished (and,
+     * for a periodic timer, that is not back in the heap). While one is,
+     * `next` may say "no timer" although the timer's effect (a goroutine
+     * readied, a channel filled) is still to come: timers_quiet() must not
+     * report quiet then, or a deadlock check raises falsely. */
+    _Atomic int32_t nrunning;
 } th = {.lock = RTLOCK_INIT};
 
 /* t->state: stores are release and loads acquire. What a runner did to *t
@@ -214,7 +220,9 @@ static void timer_del(struct timer *t)
 
 static inline void publish_next(void)
 {
-    atomic_store_explicit(&th.next, th.len ? th.heap[0].when : 0, memory_order_relaxed);
+    /* release: pairs with timers_quiet's acquire load, so a reader that
+     * sees the heap emptied by a pop also sees that pop's nrunning++. */
+    atomic_store_explicit(&th.next, th.len ? th.heap[0].when : 0, memory_order_release);
 }
 
 /* Wait, with th.lock dropped, until t's function has returned. th.lock is
@@ -294,6 +302,13 @@ int64_t timers_next(void)
     return atomic_load_explicit(&th.next, memory_order_relaxed);
 }
 
+bool timers_quiet(void)
+{
+    if (atomic_load_explicit(&th.next, memory_order_acquire) != 0)
+        return false;
+    return atomic_load_explicit(&th.nrunning, memory_order_acquire) == 0;
+}
+
 /* The first tick of a periodic timer strictly after now (Go drops ticks a
  * late run missed rather than firing them back to back). */
 static int64_t next_period(int64_t when, int64_t period, int64_t now)
@@ -319,6 +334,7 @@ int64_t timers_run(int64_t now)
         timer_set_state(t, TIMER_RUNNING);
         struct timer_running run = {t, th.running};
         th.running = &run;
+        atomic_fetch_add_explicit(&th.nrunning, 1, memory_order_relaxed); /* before publish_next */
         publish_next();
         /* Copies: a periodic timer cannot change while RUNNING (reset
          * waits), but reading them under the lock keeps that obvious. */
@@ -344,6 +360,10 @@ int64_t timers_run(int64_t now)
             timer_set_state(t, TIMER_IDLE);
         }
         publish_next();
+        /* release: f's effects (a G queued, a channel filled) and the
+         * periodic timer's return to the heap are visible to a
+         * timers_quiet() that sees the count drop. */
+        atomic_fetch_sub_explicit(&th.nrunning, 1, memory_order_release);
     }
     int64_t next = th.len ? th.heap[0].when : 0;
     rtlock_unlock(&th.lock);
@@ -404,5 +424,6 @@ void timers_after_fork_child(void)
     th.len = 0;
     th.running = NULL;
     atomic_store_explicit(&th.next, 0, memory_order_relaxed);
+    atomic_store_explicit(&th.nrunning, 0, memory_order_relaxed);
     th.lock = (struct rtlock)RTLOCK_INIT;
 }

@@ -62,10 +62,11 @@
  */
 #include <stdlib.h>
 
-#include "../runtime.h"
+#include "semaphore.h"
 
 struct sem_waiter {
     int64_t n;
+    uint64_t seq;       /* arrival order; kept by a retried wait (see queue_push) */
     struct sem_waiter *next;
     struct sem_waiter *prev;
     struct g *g;        /* park mode */
@@ -78,6 +79,7 @@ struct goro_semaphore {
     _Atomic int64_t nwait; /* queued waiters: written under lock, read anywhere */
     int64_t size;
     struct rtlock lock;
+    uint64_t next_seq; /* under lock */
     struct sem_waiter *head;
     struct sem_waiter *tail;
 };
@@ -106,15 +108,27 @@ void goro_semaphore_free(goro_semaphore_t *s)
 
 /* ---- queue (lock held) ---- */
 
+/* Queue w in arrival order: a new waiter (seq 0) gets the next number and
+ * goes to the back; a waiter retrying after an interrupted wait (Python's
+ * main thread, after its signal handlers ran) gets its old place back, in
+ * front of everyone who arrived after it. */
 static void queue_push(goro_semaphore_t *s, struct sem_waiter *w)
 {
-    w->next = NULL;
-    w->prev = s->tail;
-    if (s->tail != NULL)
-        s->tail->next = w;
+    if (w->seq == 0)
+        w->seq = ++s->next_seq;
+    struct sem_waiter *p = s->tail; /* w goes after p */
+    while (p != NULL && p->seq > w->seq)
+        p = p->prev;
+    w->prev = p;
+    w->next = p != NULL ? p->next : s->head;
+    if (w->next != NULL)
+        w->next->prev = w;
+    else
+        s->tail = w;
+    if (p != NULL)
+        p->next = w;
     else
         s->head = w;
-    s->tail = w;
     /* seq_cst: the queuing waiter's store in the pattern at the top */
     atomic_fetch_add(&s->nwait, 1);
 }
@@ -194,9 +208,8 @@ static bool try_take(goro_semaphore_t *s, int64_t n)
  * never queued. */
 static bool try_take_queuing(goro_semaphore_t *s, struct sem_waiter *w)
 {
-    bool first = s->head == NULL;
     queue_push(s, w);
-    if (first && take_units(s, w->n)) {
+    if (s->head == w && take_units(s, w->n)) {
         queue_remove(s, w);
         return true;
     }
@@ -244,8 +257,8 @@ static bool cancel_ready(goro_chan_t *c, void *elem)
     return goro_select(cs, 1, 0) == 0;
 }
 
-int goro_semaphore_acquire_select(goro_semaphore_t *s, int64_t n, goro_chan_t *cancel,
-                                  void *cancel_elem, int64_t timeout_ns)
+int semaphore_acquire_select_seq(goro_semaphore_t *s, int64_t n, goro_chan_t *cancel,
+                                 void *cancel_elem, int64_t timeout_ns, uint64_t *seq)
 {
     if (n < 1 || n > s->size)
         return GORO_EINVAL;
@@ -259,17 +272,18 @@ int goro_semaphore_acquire_select(goro_semaphore_t *s, int64_t n, goro_chan_t *c
         return GORO_TIMEOUT;
 
     /* Allocated outside the lock; only waits that really block pay for it. */
-    struct sem_waiter w = {.n = n};
+    struct sem_waiter w = {.n = n, .seq = *seq};
     w.ready = goro_chan_new(0, 0);
     if (w.ready == NULL)
         return GORO_ENOMEM;
     rtlock_lock(&s->lock);
-    if (try_take_queuing(s, &w)) {
-        rtlock_unlock(&s->lock);
+    bool taken = try_take_queuing(s, &w);
+    *seq = w.seq;
+    rtlock_unlock(&s->lock);
+    if (taken) {
         goro_chan_free(w.ready);
         return GORO_OK;
     }
-    rtlock_unlock(&s->lock);
 
     goro_select_case cs[2] = {
         {w.ready, GORO_SELECT_RECV, NULL, false},
@@ -305,6 +319,13 @@ int goro_semaphore_acquire_select(goro_semaphore_t *s, int64_t n, goro_chan_t *c
     if (r == GORO_SELECT_INTERRUPTED)
         return GORO_INTERRUPTED;
     return GORO_TIMEOUT;
+}
+
+int goro_semaphore_acquire_select(goro_semaphore_t *s, int64_t n, goro_chan_t *cancel,
+                                  void *cancel_elem, int64_t timeout_ns)
+{
+    uint64_t seq = 0;
+    return semaphore_acquire_select_seq(s, n, cancel, cancel_elem, timeout_ns, &seq);
 }
 
 int goro_semaphore_release(goro_semaphore_t *s, int64_t n)

@@ -128,6 +128,14 @@ def test_semaphore_withdrawn_head_wakes_waiters_behind(clib, kind, timeout_ms):
     assert lib.sx_sem_cancel(kind, timeout_ms) == 0
 
 
+@pytest.mark.parametrize("kind", [GOROUTINE, THREAD], ids=["goroutine", "thread"])
+def test_semaphore_retry_keeps_its_place(clib, kind):
+    """semaphore_acquire_select_seq (what Python's main thread uses after a
+    handled signal): a retried wait goes back in front of later arrivals."""
+    ffi, lib = clib
+    assert lib.sx_sem_keep_place(kind) == 0
+
+
 @pytest.mark.parametrize(
     "ngor,nthreads,size,big",
     [(8, 0, 4, 0), (8, 3, 5, 0), (6, 2, 8, 1)],

@@ -41,6 +41,7 @@ int64_t sx_sem_fifo(int nsmall, int kind, int mode_big, int mode_small);
 int64_t sx_sem_stress(int ngor, int nthreads, int64_t size, int iters, int big,
                       int64_t *max_inside, int64_t *counts);
 int64_t sx_sem_cancel(int kind, int64_t timeout_ms);
+int64_t sx_sem_keep_place(int kind);
 int64_t sx_sem_uncontended_ns(int64_t iters);
 int64_t sx_atomic_contention(int ngor, int nthreads, int64_t iters);
 int64_t sx_atomic_add_ns(int64_t iters);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "runtime.h"
+#include "sync/semaphore.h"
 
 #define SX_MS 1000000LL
 #define SX_DEADLINE (60LL * 1000 * SX_MS)
@@ -597,6 +598,59 @@ int64_t sx_sem_cancel(int kind, int64_t timeout_ms)
     EXPECT(goro_semaphore_release(c.sem, 6) == GORO_OK, "release 6");
     goro_semaphore_free(c.sem);
     goro_chan_free(c.cancel);
+    return atomic_load(&sx_nerr);
+}
+
+struct sx_place {
+    goro_semaphore_t *sem;
+    _Atomic int order; /* 1: A was served first, 2: B was */
+    _Atomic int a_requeued;
+};
+
+static void sx_place_a_main(void *p)
+{
+    struct sx_place *pl = p;
+    uint64_t seq = 0;
+    /* First wait ends (a timeout stands in for a signal), withdrawn. */
+    int r = semaphore_acquire_select_seq(pl->sem, 1, NULL, NULL, 20 * SX_MS, &seq);
+    EXPECT(r == GORO_TIMEOUT && seq != 0, "first wait: %d, seq %llu", r, (unsigned long long)seq);
+    SX_AWAIT(goro_semaphore_waiters(pl->sem) == 1, "B to queue");
+    atomic_store(&pl->a_requeued, 1);
+    r = semaphore_acquire_select_seq(pl->sem, 1, NULL, NULL, GORO_FOREVER, &seq);
+    EXPECT(r == GORO_OK, "retry: %d", r);
+    int expected = 0;
+    atomic_compare_exchange_strong(&pl->order, &expected, 1);
+    goro_semaphore_release(pl->sem, 1);
+}
+
+static void sx_place_b_main(void *p)
+{
+    struct sx_place *pl = p;
+    EXPECT(goro_semaphore_acquire(pl->sem, 1) == GORO_OK, "B acquire");
+    int expected = 0;
+    atomic_compare_exchange_strong(&pl->order, &expected, 2);
+    goro_semaphore_release(pl->sem, 1);
+}
+
+/* A waits, gives up (its wait withdrawn), B queues, A retries with its
+ * arrival number: A goes back in front of B and is served first. */
+int64_t sx_sem_keep_place(int kind)
+{
+    atomic_store(&sx_nerr, 0);
+    struct sx_place pl = {goro_semaphore_new(1), 0, 0};
+    EXPECT(goro_semaphore_try_acquire(pl.sem, 1) == GORO_OK, "hold");
+    goro_waitgroup_t wg = {0};
+    sx_start(&wg, kind, sx_place_a_main, &pl);
+    SX_AWAIT(goro_semaphore_waiters(pl.sem) == 1, "A to queue");
+    sx_start(&wg, kind, sx_place_b_main, &pl);
+    SX_AWAIT(atomic_load(&pl.a_requeued) && goro_semaphore_waiters(pl.sem) == 2,
+             "A to queue again, with B");
+    EXPECT(goro_semaphore_release(pl.sem, 1) == GORO_OK, "release");
+    goro_waitgroup_wait(&wg);
+    EXPECT(atomic_load(&pl.order) == 1, "B was served before A (order %d)",
+           atomic_load(&pl.order));
+    EXPECT(goro_semaphore_held(pl.sem) == 0, "held at the end");
+    goro_semaphore_free(pl.sem);
     return atomic_load(&sx_nerr);
 }
 

@@ -1,0 +1,3 @@
+module pygoro.dev/benchmarks
+
+go 1.22
