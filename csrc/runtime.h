@@ -224,6 +224,12 @@ struct g *go_spawn(goro_fn fn, void *arg, const char *label, void *py);
 /* Same with an explicit stack size in bytes (0: the default). */
 struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, size_t stack_size);
 uint64_t goid_of(struct g *gp);
+/* Pin the calling goroutine to its current M for the rest of its life
+ * (sched/pin.c); no-op on a plain thread. The Python bridge calls it on
+ * free-threaded builds before a goroutine first runs Python. */
+void go_pin_current(void);
+/* Is the calling goroutine pinned? */
+bool go_is_pinned(void);
 
 /* ------------------------------------------------------------------------ */
 /* Wait queues (Go's sudog/waitq): chan/, sync/sema.c                         */

@@ -248,7 +248,9 @@ class _CancelCtx(Context):
             return d
         with self._mu:
             if self._done is None:
-                self._done = _closed if self._err is not None else RecvChan(_core.Chan())
+                # Even if _err is set: _cancel may still be canceling the
+                # subtree, and closes this channel (or sets _closed) after.
+                self._done = RecvChan(_core.Chan())
             return self._done
 
     def err(self) -> BaseException | None:
@@ -265,9 +267,15 @@ class _CancelCtx(Context):
     ) -> None:
         """Cancel self and every descendant (Go's cancelCtx.cancel). The
         tree is walked with an explicit stack, one lock at a time: a deep
-        chain of contexts cannot exhaust the recursion limit."""
+        chain of contexts cannot exhaust the recursion limit.
+
+        Every context of the subtree gets its error first; the done channels
+        are then closed descendants first. So whoever sees a context done
+        (on a free-threaded build, possibly while this is still running on
+        another core) finds its whole subtree canceled already."""
         todo: list[_CancelCtx] = [self]
         pop = todo.pop
+        canceled: list[_CancelCtx] = []
         while todo:
             c = pop()
             # acquire/try/finally rather than `with`: the same guarantee,
@@ -280,21 +288,28 @@ class _CancelCtx(Context):
                     continue  # already canceled
                 c._err = err
                 c._cause = cause
+                children = c._children
+                c._children = None
+            finally:
+                mu.release()
+            canceled.append(c)
+            if children:
+                todo.extend(children)
+        for c in reversed(canceled):  # a parent comes before its children
+            mu = c._mu
+            mu.acquire()
+            try:
                 d = c._done
                 if d is None:
                     c._done = _closed
                 else:
                     d._chan.close()  # never blocks: it only readies waiters
-                children = c._children
-                c._children = None
             finally:
                 mu.release()
             # The hot path of a wide fan-out is a plain with_cancel child:
             # skip the call to its no-op hook.
             if type(c) is not _CancelCtx:
                 c._canceled()
-            if children:
-                todo.extend(children)
         if remove_from_parent:
             _remove_child(self._parent, self)
 

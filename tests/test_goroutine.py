@@ -7,6 +7,7 @@ import contextvars
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import threading
 import time
@@ -154,8 +155,13 @@ def test_migration_keeps_python_state():
         assert done.wait(120)
         assert errors == []
         moved = [i for i, ts in results.items() if len(ts) > 1]
-        # most goroutines ran on more than one OS thread
-        assert len(moved) > n_goroutines // 2, results
+        if sysconfig.get_config_var("Py_GIL_DISABLED"):
+            # free-threaded: pinned to the thread they started on (see
+            # tests/test_freethread.py); the state checks above still ran
+            assert moved == [], results
+        else:
+            # most goroutines ran on more than one OS thread
+            assert len(moved) > n_goroutines // 2, results
         # the spawner's context was copied, not shared
         assert cv.get() == "unset"
     finally:

@@ -83,8 +83,11 @@ goro_chan_t *bridge_chan_get(PyObject *o, int *kind);
 int bridge_time_init(PyObject *module);
 /* sync_type.c: Mutex, RWMutex, RLock, WaitGroup, Once, Cond (pygoro.sync) */
 int bridge_sync_init(PyObject *module);
-/* The exception-report callback (pygoro.runtime calls _set_exception_handler). */
-extern PyObject *bridge_exception_handler;
+/* The exception-report callback (pygoro.runtime calls _set_exception_handler):
+ * a new reference or NULL; set takes its own reference. Both are safe
+ * without the GIL. */
+PyObject *bridge_get_exception_handler(void);
+void bridge_set_exception_handler(PyObject *fn);
 extern int bridge_finalizing;
 /* sync_extra_type.c: Pool, Semaphore, atomic Int64 and Value */
 int bridge_sync_extra_init(PyObject *module);

@@ -30,42 +30,84 @@
  * recursion through repr/json/...): 512 KiB of address space, of which
  * only touched pages cost memory. See compat.c for the recursion budget. */
 #define PY_STACK_DEFAULT (512 * 1024)
-#define TSTATE_POOL_MAX 1024
 
-PyObject *bridge_exception_handler;
+static PyObject *bridge_exception_handler;
+/* Guards bridge_exception_handler's load+incref against a concurrent
+ * replacement: free-threaded builds have no GIL to do it. */
+static struct rtlock handler_lock = RTLOCK_INIT;
 int bridge_finalizing;
 
 static PyInterpreterState *interp;
 static unsigned long main_thread_ident;
 static _Atomic size_t py_stack_size = PY_STACK_DEFAULT;
 
-/* Idle goroutine thread states, detached and unbound. */
+/* Idle goroutine thread states, detached and unbound.
+ *
+ * GIL builds: one pool for the process; a tstate runs on any M.
+ * Free-threaded builds: a tstate belongs to the OS thread that created it
+ * (its allocator heaps and biased refcounts, see sched/pin.c), and its
+ * goroutine is pinned to that M; so each M keeps its own pool in
+ * thread-local storage, which needs no lock: only that M's goroutines,
+ * one at a time, touch it. */
+#ifdef Py_GIL_DISABLED
+#define TSTATE_POOL_MAX 128
+static _Thread_local struct {
+    PyThreadState *items[TSTATE_POOL_MAX];
+    int n;
+} pool;
+#define POOL_LOCK() ((void)0)
+#define POOL_UNLOCK() ((void)0)
+#define POOL_RESET() (pool.n = 0)
+#else
+#define TSTATE_POOL_MAX 1024
 static struct {
     struct rtlock lock;
     PyThreadState *items[TSTATE_POOL_MAX];
     int n;
 } pool = {.lock = RTLOCK_INIT};
+#define POOL_LOCK() rtlock_lock(&pool.lock)
+#define POOL_UNLOCK() rtlock_unlock(&pool.lock)
+#define POOL_RESET() (pool.lock = (struct rtlock)RTLOCK_INIT, pool.n = 0)
+#endif
 
 static PyThreadState *pool_get(void)
 {
     PyThreadState *ts = NULL;
-    rtlock_lock(&pool.lock);
+    POOL_LOCK();
     if (pool.n > 0)
         ts = pool.items[--pool.n];
-    rtlock_unlock(&pool.lock);
+    POOL_UNLOCK();
     return ts;
 }
 
 static bool pool_put(PyThreadState *ts)
 {
     bool ok = false;
-    rtlock_lock(&pool.lock);
+    POOL_LOCK();
     if (pool.n < TSTATE_POOL_MAX) {
         pool.items[pool.n++] = ts;
         ok = true;
     }
-    rtlock_unlock(&pool.lock);
+    POOL_UNLOCK();
     return ok;
+}
+
+PyObject *bridge_get_exception_handler(void)
+{
+    rtlock_lock(&handler_lock);
+    PyObject *h = Py_XNewRef(bridge_exception_handler); /* an incref runs no code */
+    rtlock_unlock(&handler_lock);
+    return h;
+}
+
+void bridge_set_exception_handler(PyObject *fn)
+{
+    Py_XINCREF(fn);
+    rtlock_lock(&handler_lock);
+    PyObject *old = bridge_exception_handler;
+    bridge_exception_handler = fn;
+    rtlock_unlock(&handler_lock);
+    Py_XDECREF(old); /* may run a destructor: outside the lock */
 }
 
 size_t bridge_stack_size(size_t set)
@@ -148,9 +190,8 @@ static void report_exception(struct pyg *p, uint64_t goid)
         Py_DECREF(exc);
         return;
     }
-    PyObject *handler = bridge_exception_handler;
+    PyObject *handler = bridge_get_exception_handler();
     if (handler != NULL) {
-        Py_INCREF(handler);
         PyObject *r = PyObject_CallFunction(handler, "OKO", exc, (unsigned long long)goid,
                                             p->fn ? p->fn : Py_None);
         if (r == NULL)
@@ -172,6 +213,11 @@ static void py_goroutine_main(void *arg)
     struct g *gp = getg();
     uint64_t goid = gp->goid;
 
+#ifdef Py_GIL_DISABLED
+    /* From its first Python instruction this goroutine stays on this M: the
+     * tstate we are about to take was made here (DESIGN.md rule 11). */
+    go_pin_current();
+#endif
     PyThreadState *ts = pool_get();
     if (ts == NULL) {
         ts = compat_tstate_new(interp);
@@ -292,8 +338,7 @@ void bridge_after_fork_child(void)
 {
     /* CPython has already deleted every thread state but the forking one:
      * forget the pooled ones without touching them. */
-    pool.lock = (struct rtlock)RTLOCK_INIT;
-    pool.n = 0;
+    POOL_RESET(); /* free-threaded: the forking thread's own pool */
     thread_saved_tstate = NULL;
     main_thread_ident = PyThread_get_thread_ident();
     bridge_dump_after_fork_child();

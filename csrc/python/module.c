@@ -140,9 +140,7 @@ static PyObject *core_set_exception_handler(PyObject *self, PyObject *fn)
         PyErr_SetString(PyExc_TypeError, "exception handler must be callable or None");
         return NULL;
     }
-    PyObject *old = bridge_exception_handler;
-    bridge_exception_handler = fn == Py_None ? NULL : Py_NewRef(fn);
-    Py_XDECREF(old);
+    bridge_set_exception_handler(fn == Py_None ? NULL : fn);
     Py_RETURN_NONE;
 }
 

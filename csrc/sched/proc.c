@@ -242,7 +242,7 @@ static void pidleput(struct p *pp)
     atomic_fetch_add_explicit(&sched.npidle, 1, memory_order_seq_cst);
 }
 
-static struct p *pidleget(void)
+struct p *pidleget(void)
 {
     struct p *pp = sched.pidle;
     if (pp) {
@@ -265,7 +265,7 @@ static void pidleremove(struct p *pp)
     }
 }
 
-static void mput(struct m *mp)
+void mput(struct m *mp)
 {
     mp->schedlink = sched.midle;
     sched.midle = mp;
@@ -279,11 +279,12 @@ static struct m *mget(void)
         sched.midle = mp->schedlink;
         mp->schedlink = NULL;
         sched.nmidle--;
+        pin_unmark_locked(mp);
     }
     return mp;
 }
 
-static bool mremove(struct m *mp)
+bool mremove(struct m *mp)
 {
     struct m **pl = &sched.midle;
     while (*pl && *pl != mp)
@@ -293,11 +294,13 @@ static bool mremove(struct m *mp)
     *pl = mp->schedlink;
     mp->schedlink = NULL;
     sched.nmidle--;
+    pin_unmark_locked(mp);
     return true;
 }
 
 static void acquirep(struct m *mp, struct p *pp)
 {
+    mp->pin_fresh = true;
     mp->p = pp;
     pp->m = mp;
     pp->status = P_RUNNING;
@@ -363,7 +366,9 @@ static void startm(struct p *pp, bool spinning)
             return;
         }
     }
-    struct m *mp = mget();
+    struct m *mp = pin_mget_locked(); /* an M with pinned work first */
+    if (mp == NULL)
+        mp = mget();
     if (mp && mp == sched.timer_sleeper)
         sched.timer_sleeper = NULL;
     if (mp == NULL) {
@@ -420,6 +425,8 @@ static void reset_spinning(struct m *mp)
  * woken for timers without a P. */
 static void stopm(struct m *mp)
 {
+    /* seq_cst: Dekker with pin_ready's push (pin.c) */
+    atomic_store_explicit(&mp->pin_idle, 1, memory_order_seq_cst);
     rtlock_lock(&sched.lock);
     if (atomic_load_explicit(&sched.stopping, memory_order_relaxed)) {
         rtlock_unlock(&sched.lock);
@@ -427,6 +434,14 @@ static void stopm(struct m *mp)
     }
     note_clear(&mp->park);
     mp->nextp = NULL;
+    if (pin_stopm_locked(mp)) {
+        /* a G pinned to this M became runnable: run it on an idle P */
+        rtlock_unlock(&sched.lock);
+        atomic_store_explicit(&mp->pin_idle, 0, memory_order_relaxed);
+        acquirep(mp, mp->nextp);
+        mp->nextp = NULL;
+        return;
+    }
     mput(mp);
     int64_t until = 0;
     if (sched.timer_sleeper == NULL) {
@@ -458,6 +473,7 @@ static void stopm(struct m *mp)
     rtlock_unlock(&sched.lock);
     if (atomic_load_explicit(&sched.stopping, memory_order_relaxed))
         pthread_exit(NULL);
+    atomic_store_explicit(&mp->pin_idle, 0, memory_order_relaxed);
     struct p *pp = mp->nextp;
     mp->nextp = NULL;
     if (pp)
@@ -576,7 +592,9 @@ static struct g *find_runnable(struct m *mp)
             return NULL; /* schedule() retires the P */
 
         run_timers_if_due();
-        struct g *gp = runq_get(pp, NULL);
+        struct g *gp = pin_get(mp);
+        if (gp == NULL)
+            gp = runq_get(pp, NULL);
         if (gp)
             return gp;
         if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0) {
@@ -606,8 +624,10 @@ static struct g *find_runnable(struct m *mp)
             rtlock_unlock(&sched.lock);
             return gp;
         }
-        /* keep the P's free Gs: they stay with it for when it is used again */
-        pidleput(pp);
+        /* keep the P's free Gs: they stay with it for when it is used again;
+         * an idle M with pinned work gets the P rather than the idle list */
+        if (!pin_give_p_locked(pp))
+            pidleput(pp);
         mp->p = NULL;
         rtlock_unlock(&sched.lock);
 
@@ -641,6 +661,8 @@ static void gfput(struct p *pp, struct g *gp);
 
 static void execute(struct m *mp, struct g *gp)
 {
+    if (unlikely(gp->pinned && gp->pinned_m != mp))
+        rt_throw("goroutine %llu is pinned to another M", (unsigned long long)gp->goid);
     mp->curg = gp;
     gp->m = mp;
     atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
@@ -676,16 +698,19 @@ static void park_m(struct m *mp, struct g *gp)
 
 static void gosched_m(struct m *mp, struct g *gp)
 {
-    (void)mp;
     bool py = gp->py != NULL;
     gp->detached = py;
     atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
-    rtlock_lock(&sched.lock);
-    globrunq_put(gp);
-    rtlock_unlock(&sched.lock);
-    /* Unlike Go's goschedImpl we wake an idle P: the yielded G is runnable
-     * work, and an idle M should not leave it to this M alone. */
-    wakep();
+    if (gp->pinned) {
+        pin_requeue(mp, gp); /* only this M may run it */
+    } else {
+        rtlock_lock(&sched.lock);
+        globrunq_put(gp);
+        rtlock_unlock(&sched.lock);
+        /* Unlike Go's goschedImpl we wake an idle P: the yielded G is
+         * runnable work, and an idle M should not leave it to this M alone. */
+        wakep();
+    }
     if (py && rt_hooks.g_detach)
         rt_hooks.g_detach(NULL);
 }
@@ -752,6 +777,10 @@ static _Noreturn void schedule(struct m *mp)
             stopm(mp);
             continue;
         }
+        /* An idle M has pinned work and no P to run it: hand it ours. */
+        if (unlikely(atomic_load_explicit(&sched.npinwait, memory_order_relaxed) > 0) &&
+            !mp->pin_fresh && pin_handoff(mp))
+            continue;
         struct g *gp = NULL;
         run_timers_if_due();
         /* Fairness: now and then take from the global queue even when the
@@ -765,8 +794,13 @@ static _Noreturn void schedule(struct m *mp)
             gp = globrunq_get(pp, 1);
             rtlock_unlock(&sched.lock);
         }
+        /* pinned Gs alternate with the P's queue, so neither starves */
+        if (gp == NULL && (tick & 1))
+            gp = pin_get(mp);
         if (gp == NULL)
             gp = runq_get(pp, NULL);
+        if (gp == NULL)
+            gp = pin_get(mp);
         if (gp == NULL) {
             gp = find_runnable(mp);
             if (gp == NULL)
@@ -776,6 +810,7 @@ static _Noreturn void schedule(struct m *mp)
             reset_spinning(mp);
 
         execute(mp, gp);
+        mp->pin_fresh = false;
         switch (mp->mcall) {
         case MCALL_PARK:
             park_m(mp, gp);
@@ -1056,7 +1091,7 @@ bool goro_runtime_idle(void)
             return false;
     if (!timers_quiet())
         return false;
-    return !any_work_queued();
+    return !any_work_queued() && !pin_any_queued();
 }
 
 void go_park_commit_wait(struct g *gp)
@@ -1121,6 +1156,10 @@ void go_ready(struct g *gp)
     if (unlikely(st != G_WAITING))
         rt_throw("go_ready of goroutine %llu in status %u", (unsigned long long)gp->goid, st);
     atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+    if (gp->pinned) {
+        pin_ready(gp);
+        return;
+    }
     struct m *mp = getm();
     if (mp != NULL && mp->p != NULL && p_accepts_local(mp->p)) {
         runq_put(mp->p, gp, true);
@@ -1421,6 +1460,7 @@ void goro_runtime_after_fork_child(void)
         allg_add(cur);
         atomic_store(&sched.ngoroutines, 1);
     }
+    pin_after_fork_child(self);
     timers_after_fork_child();
     sysmon_start();
 }

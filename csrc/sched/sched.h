@@ -78,6 +78,14 @@ struct m {
 
     /* What g0 must do with the G that just switched to it (Go's mcall). */
     enum { MCALL_NONE, MCALL_PARK, MCALL_GOSCHED, MCALL_EXIT } mcall;
+
+    /* Runnable Gs pinned to this M (free-threaded CPython; pin.c). */
+    struct rtlock pinlock;
+    struct g *pinhead, *pintail;  /* under pinlock */
+    _Atomic int32_t npinq;        /* queue length, read without the lock */
+    _Atomic uint32_t pin_idle;    /* set in stopm: a readier must wake us */
+    bool pin_waiting;             /* idle with pinned work, no P (sched.lock) */
+    bool pin_fresh;               /* no G run since the P was acquired: keep it */
 };
 
 struct schedt {
@@ -132,6 +140,9 @@ struct schedt {
     struct m *timer_sleeper;
     int64_t timer_sleep_until;
 
+    /* idle Ms with pinned work waiting for a P (pin.c; under lock) */
+    _Atomic int32_t npinwait;
+
     _Atomic int32_t running; /* runtime started and not stopped */
     _Atomic int32_t stopping;
 };
@@ -165,6 +176,34 @@ uintptr_t stack_guard_page(struct g *gp);
 /* proc.c, for sysmon.c */
 void wakep(void);
 void procresize_locked(int32_t n);
+/* proc.c, for pin.c: idle P and M lists, sched.lock held */
+struct p *pidleget(void);
+void mput(struct m *mp);
+bool mremove(struct m *mp);
+
+/* pin.c: Gs pinned to one M (free-threaded CPython, DESIGN.md rule 11) */
+/* Queue the runnable pinned gp on its M and make sure that M runs it. */
+void pin_ready(struct g *gp);
+/* gosched of a pinned G: back onto its own M's queue. */
+void pin_requeue(struct m *mp, struct g *gp);
+/* Next pinned G of mp (the caller is mp), or NULL. */
+struct g *pin_get(struct m *mp);
+/* stopm, sched.lock held, before mput: true if mp has pinned work and got
+ * an idle P in mp->nextp (do not sleep); else it may be marked a waiter. */
+bool pin_stopm_locked(struct m *mp);
+/* sched.lock held: give pp, which the caller owns, to an idle M waiting
+ * with pinned work; false if there is none. */
+bool pin_give_p_locked(struct p *pp);
+/* sched.lock held: take an idle M that waits with pinned work off the idle
+ * list, or NULL. */
+struct m *pin_mget_locked(void);
+/* A running M hands its P to a waiting M; true if it did (mp->p is NULL). */
+bool pin_handoff(struct m *mp);
+/* sched.lock held: mp leaves the idle list. */
+void pin_unmark_locked(struct m *mp);
+/* Is a pinned G queued anywhere? Takes sched.lock. */
+bool pin_any_queued(void);
+void pin_after_fork_child(struct m *self);
 
 /* sysmon.c */
 void sysmon_start(void);

@@ -1,8 +1,10 @@
 """The scheduler, driven from C goroutines (no GIL in the loop)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 
 import pytest
@@ -154,6 +156,10 @@ def _overflow_in_subprocess(env=None):
 
 
 @pytest.mark.skipif(SANITIZED, reason="the sanitizer intercepts the overflow itself")
+@pytest.mark.skipif(
+    importlib.util.find_spec("cffi") is None and bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    reason="cffi is not available for free-threaded CPython 3.13; tested on the GIL builds",
+)
 @pytest.mark.parametrize("guarded", [True, False], ids=["guard-page", "slab-canary"])
 def test_stack_overflow_is_a_clear_fatal_error(guarded):
     # PYGORO_GUARDED_STACKS=0: every stack comes from a slab without a guard page
@@ -167,3 +173,24 @@ def test_stack_overflow_is_a_clear_fatal_error(guarded):
 def test_register_switch_runs(clib):
     ffi, lib = clib
     assert lib.core_switch_only(100000) > 0
+
+
+@pytest.mark.parametrize("procs_after", [2, 1])
+def test_pinned_goroutines_stay_on_their_thread(clib, procs_after):
+    """sched/pin.c: goroutines pinned to the M they started on ping-pong
+    across Ms, yield and sleep, and must resume on that thread every time;
+    with procs_after=1, two Ms hold pinned goroutines but only one P exists,
+    so the P has to be handed between them (or this hangs)."""
+    ffi, lib = clib
+    lib.goro_gomaxprocs(2)
+    moves = ffi.new("int64_t *")
+    nthreads = ffi.new("int64_t *")
+    try:
+        elapsed = lib.core_pinned_pingpong(4, 3000 // SCALE, procs_after, moves, nthreads)
+    finally:
+        lib.goro_gomaxprocs(2)
+    assert elapsed > 0
+    assert moves[0] == 0
+    # the players pinned themselves on at least two Ms (they wait for that
+    # before pinning), so readies crossed Ms and, at one P, Ps were handed over
+    assert 2 <= nthreads[0] <= 8

@@ -38,3 +38,5 @@ int64_t core_gomaxprocs_churn(int n, int rounds);
 int64_t core_switch_only(int iters);
 int64_t core_spawn_nested(int depth, int fanout);
 int core_stack_overflow(void);
+int64_t core_pinned_pingpong(int pairs, int iters, int procs_after, int64_t *moves,
+                             int64_t *nthreads);

@@ -381,3 +381,133 @@ int core_stack_overflow(void)
     latch_wait(&l); /* never returns: the process dies */
     return 0;
 }
+
+/* ---- pinned goroutines (sched/pin.c) ---- */
+
+#define PIN_MAX_PLAYERS 64
+
+struct pin_ctx {
+    struct latch started;
+    struct latch done;
+    goro_chan_t *go_on; /* closed by the driver: start playing */
+    int iters;
+    _Atomic long first_tid;
+    _Atomic bool spread;
+    _Atomic int64_t moves;
+    _Atomic long tids[PIN_MAX_PLAYERS];
+};
+
+struct pin_player {
+    struct pin_ctx *c;
+    goro_chan_t *in, *out;
+    int idx;
+    bool serve; /* sends first */
+};
+
+/* Pairs of goroutines pin themselves to whatever M they start on, then
+ * ping-pong over unbuffered channels: every round readies the partner,
+ * often on another M, and parks; every 16th round yields, every 64th
+ * sleeps on a timer (readied from g0 or sysmon). A pinned G must come back
+ * on its own thread every time. */
+static void pinned_player(void *arg)
+{
+    struct pin_player *a = arg;
+    struct pin_ctx *c = a->c;
+    /* Player 0 pins at once; the others stay unpinned and yield (yielded Gs
+     * go to the global queue, where any M takes them) until one reaches a
+     * thread other than player 0's and pins there. After that the rest pin
+     * wherever they are. So the players span at least two Ms (unless 2 s
+     * pass first, which the test would report). */
+    if (a->idx == 0) {
+        atomic_store(&c->first_tid, gettid_());
+    } else {
+        int64_t until = nanotime() + 2000LL * 1000 * 1000;
+        while (nanotime() < until) {
+            long first = atomic_load(&c->first_tid);
+            if (first != 0 && gettid_() != first) {
+                atomic_store(&c->spread, true);
+                break;
+            }
+            if (atomic_load(&c->spread))
+                break;
+            goro_gosched();
+        }
+    }
+    go_pin_current();
+    long tid = gettid_();
+    atomic_store(&c->tids[a->idx], tid);
+    latch_done(&c->started);
+    int v = 0;
+    bool ok;
+    goro_chan_recv(c->go_on, &v, &ok);
+    int64_t moves = 0;
+    for (int i = 0; i < c->iters; i++) {
+        v = i;
+        if (a->serve) {
+            goro_chan_send(a->out, &v);
+            goro_chan_recv(a->in, &v, &ok);
+        } else {
+            goro_chan_recv(a->in, &v, &ok);
+            goro_chan_send(a->out, &v);
+        }
+        if (i % 16 == 0)
+            goro_gosched();
+        if (i % 64 == 0)
+            goro_sleep(1000);
+        if (gettid_() != tid || !go_is_pinned())
+            moves++;
+    }
+    atomic_fetch_add(&c->moves, moves);
+    latch_done(&c->done);
+    free(a);
+}
+
+int64_t core_pinned_pingpong(int pairs, int iters, int procs_after, int64_t *moves,
+                             int64_t *nthreads)
+{
+    if (pairs < 1 || 2 * pairs > PIN_MAX_PLAYERS)
+        return -1;
+    struct pin_ctx c;
+    latch_init(&c.started, 2 * pairs);
+    latch_init(&c.done, 2 * pairs);
+    c.go_on = goro_chan_new(sizeof(int), 0);
+    c.iters = iters;
+    atomic_store(&c.first_tid, 0);
+    atomic_store(&c.spread, false);
+    atomic_store(&c.moves, 0);
+    goro_chan_t *chans[2 * PIN_MAX_PLAYERS];
+    for (int i = 0; i < 2 * pairs; i++)
+        chans[i] = goro_chan_new(sizeof(int), 0);
+    int64_t t0 = nanotime();
+    for (int k = 0; k < pairs; k++) {
+        for (int s = 0; s < 2; s++) {
+            struct pin_player *a = malloc(sizeof *a);
+            a->c = &c;
+            a->idx = 2 * k + s;
+            a->serve = s == 0;
+            a->out = chans[2 * k + s];
+            a->in = chans[2 * k + 1 - s];
+            goro_go(pinned_player, a);
+        }
+    }
+    latch_wait(&c.started);
+    /* Fewer Ps than Ms holding pinned goroutines: Ps must be handed over. */
+    if (procs_after > 0)
+        goro_gomaxprocs(procs_after);
+    goro_chan_close(c.go_on);
+    latch_wait(&c.done);
+    int64_t elapsed = nanotime() - t0;
+    *moves = atomic_load(&c.moves);
+    int64_t distinct = 0;
+    for (int i = 0; i < 2 * pairs; i++) {
+        bool seen = false;
+        for (int j = 0; j < i; j++)
+            seen = seen || atomic_load(&c.tids[j]) == atomic_load(&c.tids[i]);
+        distinct += !seen;
+    }
+    *nthreads = distinct;
+    for (int i = 0; i < 2 * pairs; i++)
+        goro_chan_free(chans[i]);
+    goro_chan_free(c.go_on);
+    return elapsed;
+}
