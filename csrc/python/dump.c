@@ -70,6 +70,15 @@ static PyObject *frames_of(PyThreadState *ts)
 static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
 {
     struct pyg *p = bridge_pyg_of(gi);
+    bool is_python = p != NULL;
+#ifdef Py_GIL_DISABLED
+    /* Without a GIL another goroutine may finish, and free its pyg, while we
+     * read it: only the caller's own goroutine is read. The others show as
+     * Python goroutines with their C-level state only (no fn, frames or
+     * creation site). */
+    if (!gi->current)
+        p = NULL;
+#endif
     PyObject *waited = gi->waited_ns >= 0 ? PyFloat_FromDouble((double)gi->waited_ns / 1e9)
                                           : Py_NewRef(Py_None);
     PyObject *fn = Py_None, *entry = NULL, *frames = NULL, *spawn = NULL, *thread = NULL;
@@ -95,6 +104,11 @@ static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
 #endif
         /* started: its tstate is set and attached at least once */
         frames = readable && p->tstate != NULL ? frames_of(p->tstate) : Py_NewRef(Py_None);
+    } else if (is_python) {
+        entry = Py_NewRef(Py_None);
+        frames = Py_NewRef(Py_None);
+        spawn = Py_NewRef(Py_None);
+        thread = Py_NewRef(Py_None);
     } else {
         char sym[256];
         entry = gi->entry != NULL
@@ -109,7 +123,7 @@ static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
     if (entry != NULL && frames != NULL && spawn != NULL && thread != NULL && label != NULL)
         r = Py_BuildValue("(KKsOOOOOOOOO)", (unsigned long long)gi->goid,
                           (unsigned long long)gi->parent_goid, dump_state_string(gi), waited,
-                          p != NULL ? Py_True : Py_False, gi->current ? Py_True : Py_False, fn,
+                          is_python ? Py_True : Py_False, gi->current ? Py_True : Py_False, fn,
                           label, entry, frames, spawn, thread);
     /* all of these are ours (new objects or extra references): none is a
      * last reference to something a destructor could run Python for */
