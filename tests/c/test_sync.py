@@ -46,7 +46,10 @@ def test_sema_fifo(procs2, mixed):
 
 def test_sema_beaten_waiter_requeues_at_front(clib):
     ffi, lib = clib
-    assert lib.sync_sema_requeue_front(20) == 0
+    # <= 0: no error; minus the rounds in which a P that sysmon lent beyond
+    # gomaxprocs 1 let the waiter win the race (checks nothing); some must not
+    r = lib.sync_sema_requeue_front(20)
+    assert -20 < r <= 0
 
 
 @pytest.mark.parametrize("driver", [GOROUTINE, PTHREAD], ids=["from-goroutine", "from-thread"])
