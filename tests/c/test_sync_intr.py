@@ -60,9 +60,16 @@ def test_waitgroup_wait_interrupted_withdraws(procs2):
 def test_cond_wait_interrupted_loses_no_signal(procs2):
     ffi, lib = procs2
     intr = ffi.new("int64_t *")
-    assert lib.intr_cond_stress(3, 3, 20_000 // SCALE, 30 * US, intr) == 0
-    print(f"\ninterrupted waits: {intr[0]}")
-    assert intr[0] > 0
+    # Whether a signal lands inside a wait is up to timing (a sanitizer run
+    # at 1/SCALE rounds saw none once): repeat until some did, a few times.
+    total = 0
+    for _ in range(5):
+        assert lib.intr_cond_stress(3, 3, 20_000 // SCALE, 30 * US, intr) == 0
+        total += intr[0]
+        if total > 0:
+            break
+    print(f"\ninterrupted waits: {total}")
+    assert total > 0
 
 
 @pytest.mark.parametrize("victim", [0, 1, 2, 3], ids=["head", "second", "middle", "tail"])
