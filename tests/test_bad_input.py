@@ -622,15 +622,9 @@ def test_any_context_timeout(d):
 
 # ---- pygoro.sync ---------------------------------------------------------------------
 
-try:
-    from pygoro import sync as gosync
-except ImportError:  # pragma: no cover - lands from another branch
-    gosync = None
-
-needs_sync = pytest.mark.skipif(gosync is None, reason="pygoro.sync not merged yet")
+from pygoro import sync as gosync  # noqa: E402
 
 
-@needs_sync
 def test_mutex_misuse_leaves_it_usable():
     m = gosync.Mutex()
     with pytest.raises(TypeError):
@@ -650,7 +644,6 @@ def test_mutex_misuse_leaves_it_usable():
     assert run_in_goroutine(lambda: (m.lock(), m.unlock(), "ok")[-1]) == "ok"
 
 
-@needs_sync
 def test_rwmutex_misuse_leaves_its_state():
     rw = gosync.RWMutex()
     for op in (rw.runlock, rw.unlock, rw.rlocker().unlock):
@@ -673,7 +666,6 @@ def test_rwmutex_misuse_leaves_its_state():
     rw.unlock()
 
 
-@needs_sync
 def test_rlock_unlock_by_a_non_owner():
     rl = gosync.RLock()
     with pytest.raises(RuntimeError, match="un-acquired"):
@@ -690,7 +682,6 @@ def test_rlock_unlock_by_a_non_owner():
     assert rl.try_lock() is False
 
 
-@needs_sync
 @pytest.mark.parametrize("delta", ["1", 1.5, None, math.nan, True, b"1"])
 def test_waitgroup_add_not_an_int(delta):
     wg = gosync.WaitGroup()
@@ -699,7 +690,6 @@ def test_waitgroup_add_not_an_int(delta):
     wg.wait()  # counter still 0
 
 
-@needs_sync
 def test_waitgroup_negative_and_overflowing_counter_leave_it_unchanged():
     wg = gosync.WaitGroup()
     wg.add(2)
@@ -722,7 +712,6 @@ def test_waitgroup_negative_and_overflowing_counter_leave_it_unchanged():
     wg.wait()
 
 
-@needs_sync
 def test_once_refuses_non_callables_without_being_used_up():
     o = gosync.Once()
     with pytest.raises(TypeError, match="callable"):
@@ -736,14 +725,12 @@ def test_once_refuses_non_callables_without_being_used_up():
     assert ran == []
 
 
-@needs_sync
 @pytest.mark.parametrize("lock", [None, 1, object(), threading.Lock()])
 def test_cond_needs_a_locker(lock):
     with pytest.raises(TypeError, match="Locker"):
         gosync.Cond(lock)
 
 
-@needs_sync
 def test_cond_wait_without_its_lock_held():
     m = gosync.Mutex()
     c = gosync.Cond(m)
@@ -768,7 +755,6 @@ def test_cond_wait_without_its_lock_held():
     assert woke.recv() == "woken"
 
 
-@needs_sync
 @bounded
 @given(ops=st.lists(st.one_of(st.integers(-3, 3).map(lambda n: ("add", n)),
                               st.sampled_from([("done",), ("wait",)])), max_size=40))
@@ -794,7 +780,6 @@ def test_waitgroup_ops_match_a_counter_model(ops):
         assert wg._state()["counter"] == counter
 
 
-@needs_sync
 @bounded
 @given(ops=st.lists(st.sampled_from(["lock", "try_lock", "unlock", "rlock", "try_rlock",
                                      "runlock"]), max_size=40))
@@ -831,14 +816,12 @@ def test_rwmutex_ops_match_a_model(ops):
                     rw.runlock()
 
 
-@needs_sync
 @pytest.mark.parametrize("n", [0, -1, 1.5, "2", None, math.nan, 1 << 64])
 def test_semaphore_size_out_of_range_or_not_an_int(n):
     with pytest.raises((ValueError, TypeError, OverflowError)):
         gosync.Semaphore(n)
 
 
-@needs_sync
 def test_semaphore_bad_weights_change_nothing():
     s = gosync.Semaphore(3)
     assert s.try_acquire(2)
@@ -870,7 +853,6 @@ def test_semaphore_bad_weights_change_nothing():
     s.release(3)
 
 
-@needs_sync
 def test_pool_new_must_be_callable_and_errors_of_new_propagate():
     for bad in (1, "x", []):
         with pytest.raises(TypeError, match="callable"):
@@ -886,7 +868,6 @@ def test_pool_new_must_be_callable_and_errors_of_new_propagate():
         p.put()
 
 
-@needs_sync
 @pytest.mark.parametrize("v", [1.5, "1", None, b"1", math.nan])
 def test_atomic_int64_refuses_non_ints_and_keeps_its_value(v):
     from pygoro.sync import atomic
@@ -899,7 +880,6 @@ def test_atomic_int64_refuses_non_ints_and_keeps_its_value(v):
     assert i.load() == 5
 
 
-@needs_sync
 @pytest.mark.parametrize("v", [1 << 63, -(1 << 63) - 1, 1 << 200])
 def test_atomic_int64_refuses_values_beyond_int64(v):
     from pygoro.sync import atomic
@@ -913,7 +893,6 @@ def test_atomic_int64_refuses_values_beyond_int64(v):
     assert i.load() == 7
 
 
-@needs_sync
 @bounded
 @given(start=st.integers(-(1 << 63), (1 << 63) - 1),
        ops=st.lists(st.tuples(st.sampled_from(["store", "add", "swap", "cas"]),
