@@ -56,6 +56,8 @@ static _Noreturn void stuck(const char *what)
 {
     fprintf(stderr, "sync test: stuck for %lld s waiting for %s (lost wakeup?)\n",
             (long long)(DEADLINE / SEC), what);
+    goro_dump(stderr); /* who is parked where: the log of a CI run shows it */
+    fflush(stderr);
     abort();
 }
 

@@ -48,6 +48,8 @@ static void sx_fail(const char *fmt, ...)
         while (!(cond)) {                                                             \
             if (nanotime() > end_) {                                                  \
                 fprintf(stderr, "sync_extra test: stuck waiting for %s\n", what);    \
+                goro_dump(stderr);                                                    \
+                fflush(stderr);                                                       \
                 abort();                                                              \
             }                                                                         \
             goro_sleep(20000);                                                        \

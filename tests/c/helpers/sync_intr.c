@@ -29,6 +29,14 @@ static _Atomic int64_t nerr;
         }                                                        \
     } while (0)
 
+/* A deadline passed: show every goroutine's state before dying. */
+static _Noreturn void stuck_abort(void)
+{
+    goro_dump(stderr);
+    fflush(stderr);
+    abort();
+}
+
 static void on_sigusr1(int sig)
 {
     (void)sig;
@@ -235,7 +243,7 @@ static void wait_running(struct stress *st)
     while (atomic_load(&st->running) > 0) {
         if (goro_nanotime() > deadline) {
             fprintf(stderr, "sync intr test: stuck (lost wakeup?)\n");
-            abort();
+            stuck_abort();
         }
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -468,7 +476,7 @@ int64_t intr_cond_stress(int ngor, int nthreads, int64_t total, int64_t period_n
         if (goro_nanotime() > deadline) {
             fprintf(stderr, "sync intr test: cond consumers stuck (lost notification?) "
                             "consumed %lld/%lld\n", (long long)s->consumed, (long long)total);
-            abort();
+            stuck_abort();
         }
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -520,7 +528,7 @@ static void wait_for(bool (*pred)(struct sema_q *, int), struct sema_q *q, int k
     while (!pred(q, k)) {
         if (goro_nanotime() > deadline) {
             fprintf(stderr, "sync intr test: sema_q stuck\n");
-            abort();
+            stuck_abort();
         }
         struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
@@ -577,7 +585,7 @@ int64_t intr_sema_withdraw(int n, int victim)
         while (atomic_load(&q->next) < i + 1) {
             if (goro_nanotime() > deadline) {
                 fprintf(stderr, "sync intr test: release %d lost\n", i);
-                abort();
+                stuck_abort();
             }
             sched_yield();
         }
