@@ -49,9 +49,10 @@ def _prefer_installed() -> None:
         sys.path.insert(0, implicit)
 
 
-# Also when pygoro is already imported: the pytest11 entry point of an
-# installed pygoro (pygoro.pytest_plugin) loads it before this file, and
-# find_spec then reports that module, so the rules above still hold.
+# Also when pygoro is already imported (`-p pygoro.pytest_plugin` imports it
+# before this file; the pytest11 entry point, pytest_pygoro, waits until
+# pytest_configure for this reason): find_spec then reports that module, so
+# the rules above still hold.
 _prefer_installed()
 
 

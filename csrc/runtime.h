@@ -174,8 +174,8 @@ struct g {
     bool detached;
 
     /* where it came from, for stack dumps */
-    const char *label;       /* optional name (C entry function or Python qualname) */
-    int64_t created_at;
+    const char *label;       /* optional name (goro_go_named, "time.AfterFunc"); Python
+                                goroutines have none: dumps show their function */
     uint64_t parent_goid;    /* the goroutine that spawned it; 0: a plain thread */
 
     /* all-G list, for dumps and counting (guarded by sched.allglock) */

@@ -659,6 +659,26 @@ def test_cond_in_a_reference_cycle_is_collected():
     assert ref() is None
 
 
+@pytest.mark.parametrize("cls", [Mutex, RWMutex, RLock, WaitGroup, Once])
+def test_weakrefs_die_with_the_object(cls):
+    """Their shared tp_dealloc clears weak references, a subclass's too
+    (held locked or not: a lock dropped while held is no error in Go)."""
+    import weakref
+
+    class Sub(cls):
+        pass
+
+    died = []
+    for make in (cls, Sub):
+        o = make()
+        if isinstance(o, (Mutex, RWMutex, RLock)):
+            o.lock()
+        ref = weakref.ref(o, lambda r, name=make.__name__: died.append(name))
+        del o
+        assert ref() is None
+    assert died == [cls.__name__, "Sub"]
+
+
 def test_cond_over_generic_locker():
     class Tracking:
         def __init__(self):

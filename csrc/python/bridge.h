@@ -14,7 +14,6 @@ struct pyg {
     PyObject *args;    /* tuple */
     PyObject *kwargs;  /* dict or NULL */
     PyObject *context; /* copy of the spawner's contextvars */
-    PyObject *name;    /* str: fn's qualified name, for dumps */
     PyThreadState *tstate;
     size_t stack_size;
     /* where go() was called, for dumps (python/dump.c): the caller's code

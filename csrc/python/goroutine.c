@@ -245,7 +245,6 @@ static void py_goroutine_main(void *arg)
     Py_CLEAR(p->args);
     Py_CLEAR(p->kwargs);
     Py_CLEAR(p->context);
-    Py_CLEAR(p->name);
     Py_CLEAR(p->spawn_code);
     compat_tstate_reset(ts);
     if (PyErr_Occurred())

@@ -137,9 +137,15 @@ static int no_arguments(const char *name, PyObject *args, PyObject *kwds)
     return -1;
 }
 
-static PyObject *bool_result(bool b)
+/* tp_dealloc of Mutex, RWMutex, RLock, WaitGroup and Once: they hold no
+ * references and their C state needs no teardown (nobody can be waiting:
+ * a waiter holds a reference), so only the weakref list is left to clear.
+ * (Unconditionally, as CPython's subtype_dealloc does: it returns at once
+ * when there are none.) */
+static void weakrefable_dealloc(PyObject *self)
 {
-    return PyBool_FromLong(b);
+    PyObject_ClearWeakRefs(self);
+    Py_TYPE(self)->tp_free(self);
 }
 
 /* ======================================================================== */
@@ -166,13 +172,6 @@ static PyObject *Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
-static void Mutex_dealloc(MutexObject *self)
-{
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyObject *Mutex_lock(MutexObject *self, PyObject *unused)
 {
     (void)unused;
@@ -192,13 +191,14 @@ static PyObject *Mutex_unlock(MutexObject *self, PyObject *unused)
 static PyObject *Mutex_try_lock(MutexObject *self, PyObject *unused)
 {
     (void)unused;
-    return bool_result(goro_mutex_trylock(&self->mu));
+    return PyBool_FromLong(goro_mutex_trylock(&self->mu));
 }
 
 static PyObject *Mutex_locked(MutexObject *self, PyObject *unused)
 {
     (void)unused;
-    return bool_result(atomic_load_explicit(&self->mu.state, memory_order_relaxed) & MUTEX_LOCKED);
+    return PyBool_FromLong(atomic_load_explicit(&self->mu.state, memory_order_relaxed) &
+                           MUTEX_LOCKED);
 }
 
 static PyObject *Mutex_exit(MutexObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -249,7 +249,7 @@ static PyTypeObject Mutex_Type = {
               "woken waiters (throughput); a waiter\nthat waited over 1 ms switches it to "
               "starvation mode (FIFO handoff). Usable as a\nwith statement.",
     .tp_new = Mutex_new,
-    .tp_dealloc = (destructor)Mutex_dealloc,
+    .tp_dealloc = weakrefable_dealloc,
     .tp_repr = (reprfunc)Mutex_repr,
     .tp_methods = Mutex_methods,
     .tp_weaklistoffset = offsetof(MutexObject, weakreflist),
@@ -282,13 +282,6 @@ static PyObject *RWMutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     memset(&self->rw, 0, sizeof self->rw);
     self->weakreflist = NULL;
     return (PyObject *)self;
-}
-
-static void RWMutex_dealloc(RWMutexObject *self)
-{
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *RWMutex_lock(RWMutexObject *self, PyObject *unused)
@@ -333,13 +326,13 @@ static PyObject *RWMutex_runlock(RWMutexObject *self, PyObject *unused)
 static PyObject *RWMutex_try_lock(RWMutexObject *self, PyObject *unused)
 {
     (void)unused;
-    return bool_result(goro_rwmutex_trylock(&self->rw));
+    return PyBool_FromLong(goro_rwmutex_trylock(&self->rw));
 }
 
 static PyObject *RWMutex_try_rlock(RWMutexObject *self, PyObject *unused)
 {
     (void)unused;
-    return bool_result(goro_rwmutex_tryrlock(&self->rw));
+    return PyBool_FromLong(goro_rwmutex_tryrlock(&self->rw));
 }
 
 static PyObject *RWMutex_rlocker(RWMutexObject *self, PyObject *unused)
@@ -403,7 +396,7 @@ static PyTypeObject RWMutex_Type = {
               "writer-preferring. A with statement\ntakes the write lock; "
               "with rw.rlocker(): takes a read lock.",
     .tp_new = RWMutex_new,
-    .tp_dealloc = (destructor)RWMutex_dealloc,
+    .tp_dealloc = weakrefable_dealloc,
     .tp_methods = RWMutex_methods,
     .tp_weaklistoffset = offsetof(RWMutexObject, weakreflist),
 };
@@ -490,13 +483,6 @@ static PyObject *RLock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
-static void RLock_dealloc(RLockObject *self)
-{
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static inline bool rlock_is_mine(RLockObject *self, uint64_t me)
 {
     return atomic_load_explicit(&self->owner, memory_order_relaxed) == me;
@@ -576,7 +562,7 @@ static PyObject *RLock_exit(RLockObject *self, PyObject *const *args, Py_ssize_t
 static PyObject *RLock_is_owned(RLockObject *self, PyObject *unused)
 {
     (void)unused;
-    return bool_result(rlock_is_mine(self, owner_key()));
+    return PyBool_FromLong(rlock_is_mine(self, owner_key()));
 }
 
 static PyObject *RLock_repr(RLockObject *self)
@@ -622,7 +608,7 @@ static PyTypeObject RLock_Type = {
               "resumes on another OS\nthread. Go has no such lock; it is here for Python code "
               "written for threading.RLock.",
     .tp_new = RLock_new,
-    .tp_dealloc = (destructor)RLock_dealloc,
+    .tp_dealloc = weakrefable_dealloc,
     .tp_repr = (reprfunc)RLock_repr,
     .tp_methods = RLock_methods,
     .tp_weaklistoffset = offsetof(RLockObject, weakreflist),
@@ -650,13 +636,6 @@ static PyObject *WaitGroup_new(PyTypeObject *type, PyObject *args, PyObject *kwd
     atomic_init(&self->wg.sema, 0);
     self->weakreflist = NULL;
     return (PyObject *)self;
-}
-
-static void WaitGroup_dealloc(WaitGroupObject *self)
-{
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int wg_add(WaitGroupObject *self, int64_t delta)
@@ -757,7 +736,7 @@ static PyTypeObject WaitGroup_Type = {
     .tp_doc = "Go's sync.WaitGroup: wait for a collection of goroutines to finish "
               "(pygoro.sync.WaitGroup adds go()).",
     .tp_new = WaitGroup_new,
-    .tp_dealloc = (destructor)WaitGroup_dealloc,
+    .tp_dealloc = weakrefable_dealloc,
     .tp_methods = WaitGroup_methods,
     .tp_weaklistoffset = offsetof(WaitGroupObject, weakreflist),
 };
@@ -783,13 +762,6 @@ static PyObject *Once_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     memset(&self->o, 0, sizeof self->o);
     self->weakreflist = NULL;
     return (PyObject *)self;
-}
-
-static void Once_dealloc(OnceObject *self)
-{
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 /* goro_once_do's algorithm (once.c) with a Python fn: the fast path is one
@@ -826,7 +798,7 @@ static PyObject *Once_do(OnceObject *self, PyObject *fn)
 static PyObject *Once_done(OnceObject *self, PyObject *unused)
 {
     (void)unused;
-    return bool_result(atomic_load_explicit(&self->o.done, memory_order_acquire) != 0);
+    return PyBool_FromLong(atomic_load_explicit(&self->o.done, memory_order_acquire) != 0);
 }
 
 static PyMethodDef Once_methods[] = {
@@ -844,7 +816,7 @@ static PyTypeObject Once_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Once()\n--\n\nGo's sync.Once: perform one action exactly once.",
     .tp_new = Once_new,
-    .tp_dealloc = (destructor)Once_dealloc,
+    .tp_dealloc = weakrefable_dealloc,
     .tp_methods = Once_methods,
     .tp_weaklistoffset = offsetof(OnceObject, weakreflist),
 };

@@ -996,7 +996,6 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     gp->pinned = false;
     gp->pinned_m = NULL;
     gp->wait_reason = WAIT_NONE;
-    gp->created_at = 0;
     gp->parent_goid = mp && mp->curg ? mp->curg->goid : 0;
     gp->park_unlock = NULL;
     gp->param = NULL;
