@@ -240,6 +240,40 @@ def test_pool_concurrent_goroutines_and_threads_never_share_an_object():
     assert p.get() is made[-1] and len(made) == n + 1  # empty again: new() runs
 
 
+def test_pool_clear_beside_get_and_put_takes_no_object_twice():
+    # clear() running while goroutines and threads get and put: every
+    # object put is then got once, cleared once or still pooled, never two
+    # of these (a clear that emptied another P's private slot while its
+    # owner read it, possible without a GIL, counted one twice in about
+    # half the rounds on 3.13t before Pools there stopped using the slots).
+    for _ in range(3):
+        p = Pool()
+        puts, gets, cleared = Int64(), Int64(), Int64()
+        stop = threading.Event()
+
+        def worker(seed):
+            # put then get: the object goes through the P's private slot
+            for i in range(60000):
+                p.put(seed)
+                puts.add(1)
+                if p.get() is not None:
+                    gets.add(1)
+
+        def clearer():
+            while not stop.is_set():
+                cleared.add(p.clear())
+
+        t = threading.Thread(target=clearer)
+        t.start()
+        try:
+            run_mixed(worker, 2, 1)
+        finally:
+            stop.set()
+            t.join()
+        assert puts.load() == 3 * 60000
+        assert gets.load() + cleared.load() + p.clear() == puts.load()
+
+
 # ---- Semaphore ----
 
 

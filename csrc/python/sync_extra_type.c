@@ -60,6 +60,10 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
+#ifdef Py_GIL_DISABLED
+    /* No GIL keeps clear() apart from get()/put() on other Ps. */
+    pool_no_private_slots(self->pool);
+#endif
     self->new = new == Py_None ? NULL : Py_NewRef(new);
     return (PyObject *)self;
 }
@@ -129,8 +133,10 @@ static PyObject *Pool_put(PoolObject *self, PyObject *x)
 static PyObject *Pool_clear(PoolObject *self, PyObject *unused)
 {
     (void)unused;
-    /* Python code only reaches the pool through these methods, which run
-     * with the GIL held: pool_clear's exclusion holds. */
+    /* Python code only reaches the pool through these methods. With a GIL
+     * they exclude each other, as pool_clear requires; a free-threaded
+     * build keeps no object in a private slot (Pool_new), and the shared
+     * stacks are locked. */
     return PyLong_FromSize_t(pool_clear(self->pool, release_ref, NULL));
 }
 

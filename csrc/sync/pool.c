@@ -82,6 +82,9 @@ struct goro_pool {
     _Atomic int nlocal;
     _Atomic(struct pool_local *) *locals; /* maxprocs entries */
     struct pool_local fallback;           /* plain threads; private unused */
+    /* No private slots (pool_no_private_slots): every object sits in a
+     * locked shared stack, so pool_clear may run beside get and put. */
+    bool shared_only;
 };
 
 /* ---- rings (lock held) ---- */
@@ -216,6 +219,11 @@ goro_pool_t *goro_pool_new(void *(*new_fn)(void *arg), void *arg)
     return p;
 }
 
+void pool_no_private_slots(goro_pool_t *p)
+{
+    p->shared_only = true;
+}
+
 /* Take one object from anywhere but our own P's private slot and shared
  * stack: other Ps' shared stacks (oldest first), then the fallback (a plain
  * thread has looked at it already). */
@@ -241,8 +249,10 @@ void *goro_pool_get(goro_pool_t *p)
     if (pid >= 0) {
         struct pool_local *l = atomic_load_explicit(&p->locals[pid], memory_order_acquire);
         if (l != NULL) {
-            x = l->private;
-            l->private = NULL;
+            if (!p->shared_only) {
+                x = l->private;
+                l->private = NULL;
+            }
             if (x == NULL)
                 x = local_pop(l, true);
         }
@@ -265,7 +275,7 @@ int goro_pool_put(goro_pool_t *p, void *x)
     struct pool_local *l = pid >= 0 ? local_get(p, pid) : &p->fallback;
     if (l == NULL)
         l = &p->fallback; /* no memory for a local: the fallback still works */
-    else if (pid >= 0 && l->private == NULL) {
+    else if (pid >= 0 && !p->shared_only && l->private == NULL) {
         l->private = x;
         return GORO_OK;
     }

@@ -11,6 +11,12 @@
  * the world stopped in a free-threaded build, and a Python Pool is only
  * used by Python code). visit must not use the pool. */
 int pool_visit(goro_pool_t *p, int (*visit)(void *x, void *arg), void *arg);
+/* Keep every object of p in the locked shared stacks, never in a P's
+ * private slot (read and cleared without a lock by its owner). For a pool
+ * whose users are not kept apart from pool_clear, as Python code on a
+ * free-threaded build is not: there a clear() beside another P's get() could
+ * take the object get() returns. Call before the pool is used. */
+void pool_no_private_slots(goro_pool_t *p);
 /* Empty the pool, private slots included, calling release(x, arg) on each
  * object with no lock held (release may use the pool). Same exclusion as
  * pool_visit for the private slots. Returns how many. */
