@@ -101,24 +101,46 @@ static void mutex_take_handoff(goro_mutex_t *m, bool starving)
     atomic_fetch_add_explicit(&m->state, delta, memory_order_acquire);
 }
 
+/* A wakeup or a handoff is owed to a waiter counted as us, and we are no
+ * longer queued for it. Queue again, uninterruptibly (at the front: it is
+ * close), and act on the count we get as a woken waiter would. It need not
+ * be the count we expected: a counted arrival may take a count released to
+ * an empty queue through semacquire's fast path and act as the woken one,
+ * and then our place is covered by its count and a later Unlock wakes us,
+ * possibly after the mode changed. Hence no inference from the state we saw
+ * before queueing, only from the state after the wakeup, as in
+ * mutex_lock_slow. */
+static void mutex_take_owed_wakeup(goro_mutex_t *m, enum wait_reason reason)
+{
+    semacquire1(&m->sema, true, reason);
+    int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
+    if ((old & MUTEX_STARVING) != 0) {
+        mutex_take_handoff(m, false);
+        goro_mutex_unlock(m); /* hand it on */
+    } else {
+        mutex_pass_wakeup(m);
+    }
+}
+
 /* An interrupted thread that is counted as a waiter but holds no sema count
- * stops waiting. Either it is uncounted, or a count is already owed to it
- * and it must take that count and give it up:
+ * stops waiting. Either it is uncounted, or a count is owed to it and it
+ * must take that count and give it up (mutex_take_owed_wakeup):
  *   - Normal mode, waiters > 0: just uncount. The invariant "waiters counted
  *     + wakeups in flight = goroutines between their counting CAS and their
  *     semacquire" holds with one fewer on each side; a wakeup in flight goes
  *     to one of the others.
  *   - Normal mode, waiters == 0: we are counted in-flight, so a wakeup is in
- *     flight (WOKEN, at most one at a time) and nobody else can take it: it
- *     is ours. Take it (its semrelease is at most a few instructions away)
- *     and pass it on.
+ *     flight (WOKEN, at most one at a time) and nobody else counted can be
+ *     waiting for it: it is owed to us.
  *   - Starvation mode, LOCKED clear: an Unlock is handing the lock to the
- *     queue. If we are the only waiter it is ours: take it, then unlock
- *     (handing it on as Unlock does). Otherwise uncount; another waiter gets
- *     the handoff.
+ *     queue. If we are the only waiter it is owed to us (uncounting would
+ *     leave the handed-off count to a later arrival that then finds no
+ *     WOKEN). Otherwise uncount; another waiter gets the handoff.
  *   - Starvation mode, LOCKED set: uncount; if we were the last waiter also
  *     leave starvation mode, or the holder's Unlock would hand the lock to
  *     nobody and leave it unusable by try_lock until the next lock().
+ * The owed cases decide from a plain load: staying counted is always safe,
+ * only uncounting needs the CAS.
  */
 static void mutex_withdraw(goro_mutex_t *m, enum wait_reason reason)
 {
@@ -128,16 +150,13 @@ static void mutex_withdraw(goro_mutex_t *m, enum wait_reason reason)
         int32_t new = old - MUTEX_WAITER;
         if ((old & MUTEX_STARVING) != 0) {
             if ((old & MUTEX_LOCKED) == 0 && w == 1) {
-                semacquire1(&m->sema, true, reason);
-                mutex_take_handoff(m, false);
-                goro_mutex_unlock(m);
+                mutex_take_owed_wakeup(m, reason);
                 return;
             }
             if (w == 1)
                 new &= ~MUTEX_STARVING;
         } else if (w == 0) {
-            semacquire1(&m->sema, true, reason);
-            mutex_pass_wakeup(m);
+            mutex_take_owed_wakeup(m, reason);
             return;
         }
         if (cas_state(m, &old, new, memory_order_relaxed))

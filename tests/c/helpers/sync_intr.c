@@ -590,14 +590,16 @@ int64_t intr_sema_withdraw(int n, int victim)
             sched_yield();
         }
     }
+    /* Joined before reading order[]: a thread bumps next before it stores
+     * its slot (TSAN runs saw the empty slot of the last one). */
+    for (int i = 0; i <= n; i++)
+        pthread_join(q->threads[i], NULL);
     int want = 0;
     for (int i = 0; i < n; i++, want++) {
         if (want == victim)
             want++;
         CHECK(q->order[i] == want, "position %d: thread %d, want %d", i, q->order[i], want);
     }
-    for (int i = 0; i <= n; i++)
-        pthread_join(q->threads[i], NULL);
     CHECK(atomic_load(&q->sema) == 0 && sema_nwaiters(&q->sema) == 0, "sema left %u/%d",
           atomic_load(&q->sema), sema_nwaiters(&q->sema));
     free(q);
