@@ -41,8 +41,9 @@ void bridge_before_fork(void);
 void bridge_after_fork_parent(void);
 size_t bridge_stack_size(size_t set);
 /* The Python goroutine state of a G from a dump snapshot, or NULL if the G
- * is not a Python goroutine or has finished with it. Only meaningful while
- * the caller holds the GIL (see python/dump.c). */
+ * is not a Python goroutine or has finished with it. Only meaningful if the
+ * snapshot was taken, and the state is read, inside compat_stop_the_world
+ * (see python/dump.c). */
 struct pyg *bridge_pyg_of(const struct g_info *gi);
 /* dump.c: pygoro._core._goroutines(); and the dump text (new reference, or
  * NULL with an exception) that DeadlockError carries */

@@ -252,7 +252,8 @@ static void py_goroutine_main(void *arg)
         PyErr_WriteUnraisable(NULL);
     gp->py = NULL;
     /* p is about to be freed: a dump must not find it through gp->arg any
-     * more. Both happen under the GIL, which a dump holds (python/dump.c). */
+     * more. Both happen attached, so a dump, which reads pygs with the world
+     * stopped, sees either both or neither (python/dump.c). */
     __atomic_store_n(&gp->arg, NULL, __ATOMIC_RELAXED);
     free(p);
 
