@@ -37,8 +37,6 @@ void bridge_prepare_block(void);
 int bridge_handle_interrupt(void);
 void bridge_shutdown(void);
 void bridge_after_fork_child(void);
-void bridge_before_fork(void);
-void bridge_after_fork_parent(void);
 size_t bridge_stack_size(size_t set);
 /* The Python goroutine state of a G from a dump snapshot, or NULL if the G
  * is not a Python goroutine or has finished with it. Only meaningful if the

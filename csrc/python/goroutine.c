@@ -22,6 +22,7 @@
 #include "bridge.h"
 #include "compat.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -325,12 +326,29 @@ void bridge_shutdown(void)
     goro_runtime_stop();
 }
 
-void bridge_before_fork(void)
+/* The runtime's global locks are taken right before fork() and released
+ * in the parent right after, from pthread_atfork handlers: inside fork(),
+ * after CPython's PyOS_BeforeFork. Not from an os.register_at_fork `before`
+ * hook, which runs before PyOS_BeforeFork: on free-threaded builds that
+ * then stops the world, waiting for every attached thread to reach a safe
+ * point, while a goroutine running Python on another M may be waiting for
+ * the sched.lock the hook holds (seen: os.fork hung in stop_the_world, a
+ * goroutine in pin_ready and sysmon blocked on sched.lock,
+ * test_fork_repeatedly_while_goroutines_run). Inside fork() the world is
+ * already stopped (or the GIL held), so every lock holder is runtime code
+ * that finishes its few instructions and lets go.
+ *
+ * Forks that bypass os.fork (a subprocess without preexec_fn that cannot
+ * use vfork) run the handlers too: the parent side releases what it took,
+ * and the child, which only execs, never touches the runtime. The child of
+ * os.fork rebuilds the runtime from the `after_in_child` hook
+ * (bridge_after_fork_child), once CPython itself is ready again. */
+static void fork_prepare(void)
 {
     goro_runtime_before_fork();
 }
 
-void bridge_after_fork_parent(void)
+static void fork_parent(void)
 {
     goro_runtime_after_fork_parent();
 }
@@ -376,6 +394,14 @@ int bridge_goroutine_init(PyObject *module)
         long long v = atoll(env);
         if (v >= 64 * 1024)
             atomic_store(&py_stack_size, (size_t)v);
+    }
+
+    /* Once per process: single-phase init runs this once. */
+    int err = pthread_atfork(fork_prepare, fork_parent, NULL);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
 
     rt_hooks.g_attach = hook_g_attach;
