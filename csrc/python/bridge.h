@@ -88,6 +88,12 @@ int bridge_sync_init(PyObject *module);
 PyObject *bridge_get_exception_handler(void);
 void bridge_set_exception_handler(PyObject *fn);
 extern int bridge_finalizing;
+/* Around taking a thread state from a thread without one (a goroutine
+ * attaching, PyGILState_Ensure on a goroutine stack): false if the
+ * interpreter is finalizing (do not touch it), else attach and then call
+ * bridge_attach_end. bridge_shutdown waits for the ones in between. */
+bool bridge_attach_begin(void);
+void bridge_attach_end(void);
 /* sync_extra_type.c: Pool, Semaphore, atomic Int64 and Value */
 int bridge_sync_extra_init(PyObject *module);
 

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -129,14 +130,44 @@ static _Noreturn void hang_forever(void)
         pause();
 }
 
+/* Goroutines between their bridge_finalizing check and the end of their
+ * attach (or, at start, of creating their thread state). Once atexit has
+ * run, CPython's finalization removes every other thread state
+ * (_PyThreadState_RemoveExcept) and clears the interpreter: a goroutine that
+ * saw bridge_finalizing clear and was still inside PyThreadState_New then
+ * crashed on 3.13t (tstate->interp == NULL in _Py_brc_init_thread, 3 of
+ * 40 runs of test_exit_with_goroutines_in_every_state's sys.exit case).
+ * bridge_shutdown sets the flag, then waits for this count to drain: a
+ * store-buffer pair with the increment before the check (seq_cst on both
+ * sides), so either the goroutine sees the flag and hangs, or shutdown sees
+ * it counted and waits until it has attached; from then on CPython treats
+ * it as it treats a daemon thread. */
+static _Atomic int attaching;
+
+bool bridge_attach_begin(void)
+{
+    atomic_fetch_add(&attaching, 1);
+    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_SEQ_CST)) {
+        atomic_fetch_sub(&attaching, 1);
+        return false;
+    }
+    return true;
+}
+
+void bridge_attach_end(void)
+{
+    atomic_fetch_sub(&attaching, 1);
+}
+
 /* ---- runtime hooks ---- */
 
 static void hook_g_attach(struct g *gp)
 {
     struct pyg *p = gp->py;
-    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_ACQUIRE))
+    if (!bridge_attach_begin())
         hang_forever();
     compat_attach(p->tstate);
+    bridge_attach_end();
 }
 
 static void hook_g_detach(struct g *gp)
@@ -219,6 +250,8 @@ static void py_goroutine_main(void *arg)
      * tstate we are about to take was made here (DESIGN.md rule 11). */
     go_pin_current();
 #endif
+    if (!bridge_attach_begin())
+        hang_forever();
     PyThreadState *ts = pool_get();
     if (ts == NULL) {
         ts = compat_tstate_new(interp);
@@ -226,9 +259,8 @@ static void py_goroutine_main(void *arg)
             rt_throw("cannot create a thread state for goroutine %llu", (unsigned long long)goid);
     }
     p->tstate = ts;
-    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_ACQUIRE))
-        hang_forever();
     compat_attach(ts);
+    bridge_attach_end();
     gp->py = p;
     compat_set_recursion_budget(ts, p->stack_size);
 
@@ -322,7 +354,11 @@ struct pyg *bridge_pyg_of(const struct g_info *gi)
 
 void bridge_shutdown(void)
 {
-    __atomic_store_n(&bridge_finalizing, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&bridge_finalizing, 1, __ATOMIC_SEQ_CST);
+    /* The caller has detached (no GIL held): a counted goroutine can
+     * finish creating its tstate and attaching. */
+    while (atomic_load(&attaching) != 0)
+        sched_yield();
     goro_runtime_stop();
 }
 
