@@ -55,11 +55,10 @@ def _register_lifecycle() -> None:
     # Stop the scheduler from atexit: by the time C's Py_AtExit runs, CPython
     # is finalizing and a worker thread must no longer touch the interpreter.
     atexit.register(_core._shutdown)
-    os.register_at_fork(
-        before=_core._before_fork,
-        after_in_parent=_core._after_fork_parent,
-        after_in_child=_core._after_fork_child,
-    )
+    # The runtime's locks are taken and released around fork() by the
+    # extension's pthread_atfork handlers (see csrc/python/goroutine.c);
+    # the child rebuilds the runtime once CPython is ready again.
+    os.register_at_fork(after_in_child=_core._after_fork_child)
 
 
 _register_lifecycle()

@@ -217,10 +217,11 @@ def goroutines(frames: bool = True, threads: bool = False) -> list[Goroutine]:
     cheaper when only ids and states are wanted. threads=True appends the
     plain Python threads blocked in a pygoro call (Goroutine.thread set).
 
-    A snapshot taken without stopping anything: each goroutine is shown in a
-    state it really was in, not necessarily all at the same instant. The
-    frames of a parked or runnable Python goroutine are read while it cannot
-    resume (see docs/debugging.md).
+    States come from a snapshot that stops nothing in the scheduler: each
+    goroutine is shown in a state it really was in, not necessarily all at
+    the same instant. The Python parts (frames, function, creation site) are
+    copied while no other thread can run Python: under the GIL, or, on a
+    free-threaded build, with the world stopped (see docs/debugging.md).
     """
     names = {t.ident: t.name for t in threading.enumerate()}
     out = []

@@ -20,6 +20,7 @@ from pygoro import chan, context, go
 from pygoro.sync import Pool
 from pygoro.sync import Semaphore
 from pygoro.sync.atomic import Int64, Value
+from pygoro.testing import no_leaks
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -39,6 +40,15 @@ def run_in_goroutine(fn, *args):
     if not ok:
         raise v
     return v
+
+
+def run_to_the_end(fn, *args):
+    """run_in_goroutine, then wait for the goroutine to be gone: until it
+    returns it still holds fn and args (as a thread holds its target), and a
+    free-threaded build runs it on in parallel after it sent the result, so
+    a test counting references must wait for it."""
+    with no_leaks(timeout=30.0):
+        return run_in_goroutine(fn, *args)
 
 
 class Workers:
@@ -173,7 +183,7 @@ def test_pool_owns_references():
     assert p.clear() == 9
     assert sys.getrefcount(sentinel) == base
     for _ in range(5):
-        run_in_goroutine(p.put, sentinel)
+        run_to_the_end(p.put, sentinel)
     del p  # freeing the pool releases what it holds, private slots included
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
         # free-threaded: the goroutines' references to p were dropped on
@@ -191,7 +201,7 @@ def test_pool_cycle_through_pooled_object_is_collected():
     n = Node()
     n.pool = p  # pool -> n -> pool
     p.put(n)
-    run_in_goroutine(p.put, Node())
+    run_to_the_end(p.put, Node())
     w = weakref.ref(n)
     wp = weakref.ref(p)
     del n, p

@@ -36,12 +36,11 @@ void bridge_prepare_block(void);
 int bridge_handle_interrupt(void);
 void bridge_shutdown(void);
 void bridge_after_fork_child(void);
-void bridge_before_fork(void);
-void bridge_after_fork_parent(void);
 size_t bridge_stack_size(size_t set);
 /* The Python goroutine state of a G from a dump snapshot, or NULL if the G
- * is not a Python goroutine or has finished with it. Only meaningful while
- * the caller holds the GIL (see python/dump.c). */
+ * is not a Python goroutine or has finished with it. Only meaningful if the
+ * snapshot was taken, and the state is read, inside compat_stop_the_world
+ * (see python/dump.c). */
 struct pyg *bridge_pyg_of(const struct g_info *gi);
 /* dump.c: pygoro._core._goroutines(); and the dump text (new reference, or
  * NULL with an exception) that DeadlockError carries */
@@ -88,6 +87,12 @@ int bridge_sync_init(PyObject *module);
 PyObject *bridge_get_exception_handler(void);
 void bridge_set_exception_handler(PyObject *fn);
 extern int bridge_finalizing;
+/* Around taking a thread state from a thread without one (a goroutine
+ * attaching, PyGILState_Ensure on a goroutine stack): false if the
+ * interpreter is finalizing (do not touch it), else attach and then call
+ * bridge_attach_end. bridge_shutdown waits for the ones in between. */
+bool bridge_attach_begin(void);
+void bridge_attach_end(void);
 /* sync_extra_type.c: Pool, Semaphore, atomic Int64 and Value */
 int bridge_sync_extra_init(PyObject *module);
 

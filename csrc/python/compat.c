@@ -76,27 +76,87 @@ PyThreadState *compat_current_tstate(void)
  * The line number is computed only when a dump prints it. */
 #include "internal/pycore_frame.h"
 
-PyObject *compat_caller_code(int *offset)
+size_t compat_frames(PyThreadState *tstate, struct compat_frame *out, size_t cap)
 {
-    PyThreadState *tstate = compat_current_tstate();
-    if (tstate == NULL)
-        return NULL;
 #if PY_VERSION_HEX >= 0x030D0000
     _PyInterpreterFrame *f = tstate->current_frame;
 #else
     _PyInterpreterFrame *f = tstate->cframe->current_frame;
 #endif
-    /* Skip frames still being set up (and, on 3.13, the C stack's shims). */
-    while (f != NULL && _PyFrame_IsIncomplete(f))
-        f = f->previous;
-    if (f == NULL)
-        return NULL;
-    *offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+    size_t n = 0;
+    for (; f != NULL && (out == NULL || n < cap); f = f->previous) {
+        /* Skip frames still being set up (and, on 3.13, the C stack's
+         * shims), as PyFrame_GetBack does. */
+        if (_PyFrame_IsIncomplete(f))
+            continue;
+        if (out != NULL) {
 #if PY_VERSION_HEX >= 0x030D0000
-    return Py_NewRef((PyObject *)_PyFrame_GetCode(f));
+            out[n].code = Py_NewRef((PyObject *)_PyFrame_GetCode(f));
 #else
-    return Py_NewRef((PyObject *)f->f_code);
+            out[n].code = Py_NewRef((PyObject *)f->f_code);
 #endif
+            out[n].offset = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+        }
+        n++;
+    }
+    return n;
+}
+
+PyObject *compat_caller_code(int *offset)
+{
+    PyThreadState *tstate = compat_current_tstate();
+    struct compat_frame f;
+    if (tstate == NULL || compat_frames(tstate, &f, 1) == 0)
+        return NULL;
+    *offset = f.offset;
+    return f.code;
+}
+
+/* ---- stopping the world (python/dump.c) ----
+ * Free-threaded CPython stops every other thread state for its GC
+ * (_PyEval_StopTheWorld: attached ones park at their next eval-breaker
+ * check, detached ones are marked suspended and wait in their next attach)
+ * but does not export that function. PyUnstable_GC_VisitObjects (3.12+)
+ * runs its callback inside such a pause: in 3.13t (Python/gc_free_threading.c)
+ * it stops the world, walks the mimalloc GC heaps with HEAD_LOCK held and
+ * stops at the first callback that returns 0. So fn runs from the callback
+ * at the first object, and the walk ends there. Hence fn's rules in
+ * compat.h: no mimalloc memory may be allocated or freed during the walk,
+ * and HEAD_LOCK (needed to create or delete a thread state) is held. */
+#ifdef Py_GIL_DISABLED
+struct stw_call {
+    void (*fn)(void *);
+    void *arg;
+    bool ran;
+};
+
+static int stw_visit(PyObject *op, void *arg)
+{
+    (void)op;
+    struct stw_call *c = arg;
+    if (!c->ran) {
+        c->ran = true;
+        c->fn(c->arg);
+    }
+    return 0; /* stop the walk */
+}
+#endif
+
+int compat_stop_the_world(void (*fn)(void *), void *arg)
+{
+#ifdef Py_GIL_DISABLED
+    struct stw_call c = {fn, arg, false};
+    PyUnstable_GC_VisitObjects(stw_visit, &c);
+    if (!c.ran) {
+        /* there was no tracked object to visit: cannot happen while a
+         * module object is alive, but say so rather than read unstopped */
+        PyErr_SetString(PyExc_RuntimeError, "pygoro: could not stop the world for a dump");
+        return -1;
+    }
+#else
+    fn(arg);
+#endif
+    return 0;
 }
 
 PyThreadState *compat_tstate_new(PyInterpreterState *interp)

@@ -15,11 +15,38 @@
  * Does not need the GIL. */
 PyThreadState *compat_tstate_new(PyInterpreterState *interp);
 
+/* One Python frame copied out of a thread state: its code object (a new
+ * reference) and the current instruction's offset in bytes (what
+ * PyCode_Addr2Line takes). */
+struct compat_frame {
+    PyObject *code;
+    int offset;
+};
+
+/* Copy tstate's innermost Python frames, innermost first, into out[0..cap)
+ * and return how many were copied; with out == NULL, return how many frames
+ * there are (cap is ignored). Reads
+ * the interpreter's own frame chain: allocates nothing and runs no Python
+ * code, so it may run inside compat_stop_the_world. tstate must not run
+ * Python meanwhile: it is the caller's, or the world is stopped. */
+size_t compat_frames(PyThreadState *tstate, struct compat_frame *out, size_t cap);
+
 /* The code object (new reference) of the innermost Python frame running in
- * the calling thread and its current instruction's offset in bytes (what
- * PyCode_Addr2Line takes), or NULL (no exception set) when none is. Cheap:
- * no frame object is created. */
+ * the calling thread and its current instruction's offset in bytes, or NULL
+ * (no exception set) when none is. Cheap: no frame object is created. */
 PyObject *compat_caller_code(int *offset);
+
+/* Call fn(arg) while no other thread state of the interpreter can run
+ * Python: every one is detached and cannot attach before fn returns, so its
+ * frames and whatever it frees only while attached stay as they are. The
+ * caller must be attached. Free-threaded builds stop the world (CPython's
+ * stop-the-world pause); on GIL builds the caller's GIL already does it, as
+ * long as fn does not release it. fn must therefore not run Python code,
+ * allocate or free Python memory (not even a Py_DECREF), create or delete
+ * thread states, or wait for anything a thread that runs Python may hold:
+ * increfs, libc malloc and runtime locks are fine. 0, or -1 with an
+ * exception set if fn could not be run. */
+int compat_stop_the_world(void (*fn)(void *), void *arg);
 
 /* Attach tstate to this OS thread and take the GIL; point this thread's
  * PyGILState slot at it (so PyGILState_Ensure in C extensions finds it) and

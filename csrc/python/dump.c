@@ -2,31 +2,32 @@
  * (sched/dump.c) plus, for each Python goroutine, its frames and where go()
  * was called. pygoro.runtime.goroutines() / stack() format it.
  *
- * Reading another goroutine's frames. A Python goroutine's frame chain hangs
- * off its PyThreadState and changes only while that tstate executes Python,
- * which on a GIL build requires holding the GIL. We hold the GIL from before
- * the snapshot until every frame has been read, so during the walk each
- * Python goroutine is, wherever it is,
- *   - parked or runnable: detached; resuming it means g_attach ->
- *     PyEval_RestoreThread, which waits for the GIL we hold;
- *   - running in a call that released the GIL (time.sleep, socket.recv):
- *     it must re-take the GIL before it returns into Python;
- *   - finishing: py_goroutine_main clears gp->arg and frees its state in one
- *     GIL-holding stretch, so a snapshot taken under the GIL either sees the
- *     state alive (and it stays alive until we let go of the GIL) or sees
- *     arg == NULL and leaves it alone.
- * That is the whole locking argument, and it holds only while we keep the
- * GIL: nothing between the snapshot and the end of the walk may run Python
- * code (which can drop the GIL at the eval loop's switch interval). So the
- * walk only allocates - frame objects, tuples, ints, strings - with the
- * cyclic GC disabled (a collection could run __del__ methods), and never
- * drops a last reference to an object it did not create. Formatting (which
- * runs linecache, __qualname__ lookups, ...) happens afterwards, in Python,
- * on the frame objects and code objects collected here: those stay valid
- * whatever the goroutines do next.
+ * Reading another goroutine's frames. A Python goroutine's frame chain and
+ * its struct pyg change only while its PyThreadState is attached (it runs
+ * Python, or frees its pyg at exit, see py_goroutine_main), so a dump reads
+ * them in two phases:
  *
- * Free-threaded builds have no GIL to stop a goroutine from resuming mid-walk:
- * there only the calling goroutine's own frames are collected.
+ *  1. copy, inside compat_stop_the_world: no other thread state can be
+ *     attached, and none can attach before the copy ends. Each Python
+ *     goroutine is, wherever it is, parked or runnable (detached: resuming
+ *     means attaching in g_attach, which waits), running Python on another M
+ *     (stopped at its next eval-breaker check, like Go's stop-the-world for
+ *     a traceback), running a call that detached (time.sleep, socket.recv:
+ *     it must attach again to return into Python), or finishing - it clears
+ *     gp->arg and frees its pyg while attached, so the snapshot, taken with
+ *     the world stopped, either finds the pyg alive (and it stays alive
+ *     until the copy ends) or finds arg == NULL. The copy takes references
+ *     to the code objects of the frames, the goroutine's function and
+ *     creation site (increfs: no allocation, no code runs) and instruction
+ *     offsets into malloc'd records.
+ *  2. build, with the world running again: line numbers and the tuples
+ *     pygoro.runtime reads; then the references are dropped. These objects
+ *     stay valid whatever the goroutines do next.
+ *
+ * On free-threaded builds the world is really stopped (the GIL used to give
+ * this for free, and a dump that read other goroutines' pygs without it
+ * crashed in test_dump_while_goroutines_churn); on GIL builds the caller's
+ * GIL does the job, as the copy never releases it.
  */
 #include "bridge.h"
 #include "compat.h"
@@ -34,30 +35,113 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-/* [(code, lineno), ...] outermost first; NULL with an exception set. */
-static PyObject *frames_of(PyThreadState *ts)
+/* ---- phase 1: copying, with the world stopped (compat.h's rules) ---- */
+
+/* A thread state's frames, innermost first (malloc'd), n of them. */
+struct frames_copy {
+    struct compat_frame *f;
+    size_t n;
+};
+
+static bool copy_frames(PyThreadState *ts, struct frames_copy *out)
 {
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
-    PyFrameObject *f = PyThreadState_GetFrame(ts);
-    while (f != NULL) {
-        PyCodeObject *code = PyFrame_GetCode(f);
-        PyObject *item = Py_BuildValue("(Ni)", (PyObject *)code, PyFrame_GetLineNumber(f));
-        if (item == NULL || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            Py_DECREF(f); /* still referenced by its running frame: not the last */
-            Py_DECREF(out);
-            return NULL;
-        }
-        Py_DECREF(item);
-        PyFrameObject *back = PyFrame_GetBack(f);
-        Py_DECREF(f);
-        f = back;
+    size_t n = compat_frames(ts, NULL, 0);
+    out->f = NULL;
+    out->n = 0;
+    if (n == 0)
+        return true;
+    out->f = malloc(n * sizeof *out->f);
+    if (out->f == NULL)
+        return false;
+    out->n = compat_frames(ts, out->f, n); /* ts cannot run: the same frames */
+    return true;
+}
+
+static void frames_release(struct frames_copy *fc)
+{
+    for (size_t i = 0; i < fc->n; i++)
+        Py_DECREF(fc->f[i].code);
+    free(fc->f);
+    fc->f = NULL;
+    fc->n = 0;
+}
+
+/* What a dump keeps of a Python goroutine's struct pyg. */
+struct pyg_copy {
+    bool alive;  /* a Python goroutine whose pyg was still there */
+    bool framed; /* frames were read: asked for, and started (g->py set) */
+    PyObject *fn; /* new references or NULL */
+    PyObject *spawn_code;
+    int spawn_offset;
+    const char *spawn_label;
+    unsigned long spawn_thread;
+    struct frames_copy frames;
+};
+
+struct goroutines_copy {
+    int with_frames;
+    struct g_info *gs; /* dump_snapshot's */
+    size_t n;
+    struct pyg_copy *py; /* n entries, parallel to gs */
+    bool nomem;
+};
+
+static void copy_goroutines(void *arg)
+{
+    struct goroutines_copy *c = arg;
+    c->gs = dump_snapshot(&c->n);
+    if (c->gs == NULL || (c->py = calloc(c->n ? c->n : 1, sizeof *c->py)) == NULL) {
+        c->nomem = true;
+        return;
     }
-    if (PyList_Reverse(out) < 0) {
-        Py_DECREF(out);
-        return NULL;
+    for (size_t i = 0; i < c->n; i++) {
+        struct pyg *p = bridge_pyg_of(&c->gs[i]);
+        if (p == NULL)
+            continue;
+        struct pyg_copy *pc = &c->py[i];
+        pc->alive = true;
+        pc->fn = Py_XNewRef(p->fn);
+        pc->spawn_code = Py_XNewRef(p->spawn_code);
+        pc->spawn_offset = p->spawn_offset;
+        pc->spawn_label = p->spawn_label;
+        pc->spawn_thread = p->spawn_thread;
+        /* g->py is set right after its tstate first attached; before that
+         * the starting M may be writing p->tstate, so do not read it */
+        if (c->with_frames && c->gs[i].py != NULL) {
+            pc->framed = true;
+            if (!copy_frames(p->tstate, &pc->frames))
+                c->nomem = true;
+        }
+    }
+}
+
+static void goroutines_release(struct goroutines_copy *c)
+{
+    if (c->py != NULL) {
+        for (size_t i = 0; i < c->n; i++) {
+            Py_XDECREF(c->py[i].fn);
+            Py_XDECREF(c->py[i].spawn_code);
+            frames_release(&c->py[i].frames);
+        }
+    }
+    free(c->py);
+    free(c->gs);
+}
+
+/* ---- phase 2: building, with the world running ---- */
+
+/* [(code, lineno), ...] outermost first. */
+static PyObject *frames_list(const struct frames_copy *fc)
+{
+    PyObject *out = PyList_New((Py_ssize_t)fc->n);
+    for (size_t i = 0; out != NULL && i < fc->n; i++) {
+        const struct compat_frame *f = &fc->f[fc->n - 1 - i];
+        PyObject *item = Py_BuildValue("(Oi)", f->code,
+                                       PyCode_Addr2Line((PyCodeObject *)f->code, f->offset));
+        if (item == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, item);
     }
     return out;
 }
@@ -67,48 +151,29 @@ static PyObject *frames_of(PyThreadState *ts)
  *  fn | None, label | None, entry | None, frames | None,
  *  (spawn code, spawn line) | spawner's label | None,
  *  spawn thread ident | None) */
-static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
+static PyObject *info_tuple(const struct g_info *gi, const struct pyg_copy *pc)
 {
-    struct pyg *p = bridge_pyg_of(gi);
-    bool is_python = p != NULL;
-#ifdef Py_GIL_DISABLED
-    /* Without a GIL another goroutine may finish, and free its pyg, while we
-     * read it: only the caller's own goroutine is read. The others show as
-     * Python goroutines with their C-level state only (no fn, frames or
-     * creation site). */
-    if (!gi->current)
-        p = NULL;
-#endif
+    bool is_python = pc->alive;
     PyObject *waited = gi->waited_ns >= 0 ? PyFloat_FromDouble((double)gi->waited_ns / 1e9)
                                           : Py_NewRef(Py_None);
     PyObject *fn = Py_None, *entry = NULL, *frames = NULL, *spawn = NULL, *thread = NULL;
     if (waited == NULL)
         return NULL;
-    if (p != NULL) {
-        if (p->fn != NULL)
-            fn = p->fn;
+    if (pc->alive) {
+        if (pc->fn != NULL)
+            fn = pc->fn;
         entry = Py_NewRef(Py_None);
-        if (p->spawn_code != NULL)
+        if (pc->spawn_code != NULL)
             spawn = Py_BuildValue(
-                "(Oi)", p->spawn_code,
-                PyCode_Addr2Line((PyCodeObject *)p->spawn_code, p->spawn_offset));
-        else if (p->spawn_label != NULL)
-            spawn = PyUnicode_FromString(p->spawn_label);
+                "(Oi)", pc->spawn_code,
+                PyCode_Addr2Line((PyCodeObject *)pc->spawn_code, pc->spawn_offset));
+        else if (pc->spawn_label != NULL)
+            spawn = PyUnicode_FromString(pc->spawn_label);
         else
             spawn = Py_NewRef(Py_None);
-        thread = gi->parent_goid == 0 ? PyLong_FromUnsignedLong(p->spawn_thread)
+        thread = gi->parent_goid == 0 ? PyLong_FromUnsignedLong(pc->spawn_thread)
                                       : Py_NewRef(Py_None);
-        bool readable = with_frames && gi->py != NULL;
-#ifdef Py_GIL_DISABLED
-        readable = readable && gi->current;
-#endif
-        /* started: its tstate is set and attached at least once */
-        frames = readable && p->tstate != NULL ? frames_of(p->tstate) : Py_NewRef(Py_None);
-    } else if (is_python) {
-        entry = Py_NewRef(Py_None);
-        frames = Py_NewRef(Py_None);
-        spawn = Py_NewRef(Py_None);
-        thread = Py_NewRef(Py_None);
+        frames = pc->framed ? frames_list(&pc->frames) : Py_NewRef(Py_None);
     } else {
         char sym[256];
         entry = gi->entry != NULL
@@ -125,8 +190,6 @@ static PyObject *info_tuple(const struct g_info *gi, bool with_frames)
                           (unsigned long long)gi->parent_goid, dump_state_string(gi), waited,
                           is_python ? Py_True : Py_False, gi->current ? Py_True : Py_False, fn,
                           label, entry, frames, spawn, thread);
-    /* all of these are ours (new objects or extra references): none is a
-     * last reference to something a destructor could run Python for */
     Py_DECREF(waited);
     Py_XDECREF(entry);
     Py_XDECREF(frames);
@@ -147,55 +210,42 @@ static int frames_flag(PyObject *const *args, Py_ssize_t nargs, const char *what
     return nargs == 0 ? 1 : PyObject_IsTrue(args[0]);
 }
 
-/* [item(items, i, with_frames) for i in range(n)], built under the rules at
- * the top of the file: the cyclic GC off, so that allocating runs no Python. */
-static PyObject *build_list(size_t n, PyObject *(*item)(const void *, size_t, int),
-                            const void *items, int with_frames)
+static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    int gc_was_enabled = PyGC_Disable();
-    PyObject *out = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; out != NULL && i < n; i++) {
-        PyObject *t = item(items, i, with_frames);
+    (void)self;
+    struct goroutines_copy c = {0};
+    c.with_frames = frames_flag(args, nargs, "_goroutines");
+    if (c.with_frames < 0)
+        return NULL;
+    PyObject *out = NULL;
+    if (compat_stop_the_world(copy_goroutines, &c) < 0)
+        goto done;
+    if (c.nomem) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    out = PyList_New((Py_ssize_t)c.n);
+    for (size_t i = 0; out != NULL && i < c.n; i++) {
+        PyObject *t = info_tuple(&c.gs[i], &c.py[i]);
         if (t == NULL)
             Py_CLEAR(out);
         else
             PyList_SET_ITEM(out, (Py_ssize_t)i, t);
     }
-    if (gc_was_enabled)
-        PyGC_Enable();
-    return out;
-}
-
-static PyObject *goroutine_item(const void *items, size_t i, int with_frames)
-{
-    return info_tuple(&((const struct g_info *)items)[i], with_frames);
-}
-
-static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    int with_frames = frames_flag(args, nargs, "_goroutines");
-    if (with_frames < 0)
-        return NULL;
-    size_t n = 0;
-    /* With the GIL held (see the top of the file) */
-    struct g_info *gs = dump_snapshot(&n);
-    if (gs == NULL)
-        return PyErr_NoMemory();
-    PyObject *out = build_list(n, goroutine_item, gs, with_frames);
-    free(gs);
+done:
+    goroutines_release(&c);
     return out;
 }
 
 /* ---- plain threads blocked in the runtime ----
  * Go has no such thing; pygoro's main thread and threading threads block in
  * channels and locks too, and a dump that leaves them out hides half of a
- * deadlock. A Python thread registers itself while it still holds the GIL
- * (thread_block_begin) and unregisters right after taking it back
- * (thread_block_end), so a dump holding the GIL that finds it registered
- * knows it cannot run Python - or touch its frames - until the dump is done:
- * the same argument as for goroutines. Plain C threads (no tstate) are not
- * listed. */
+ * deadlock. A Python thread registers itself while still attached
+ * (thread_block_begin, before it releases the GIL) and unregisters right
+ * after attaching again (thread_block_end), so a dump that finds it
+ * registered with the world stopped knows it cannot run Python - or touch
+ * its frames - until the copy is done: the same argument as for goroutines.
+ * Plain C threads (no tstate) are not listed. */
 
 struct blocked_thread {
     struct g *gp;
@@ -248,17 +298,57 @@ struct thread_info {
     PyThreadState *tstate;
     unsigned long ident;
     uint8_t wait_reason;
-    int64_t wait_since;
+    int64_t wait_since; /* then how long it has waited */
+    struct frames_copy frames;
 };
 
-static PyObject *thread_item(const void *items, size_t i, int with_frames)
+struct threads_copy {
+    int with_frames;
+    struct thread_info *ts;
+    size_t n;
+    bool nomem;
+};
+
+static void copy_threads(void *arg)
 {
-    const struct thread_info *ti = &((const struct thread_info *)items)[i];
+    struct threads_copy *c = arg;
+    size_t n = 0, cap = 16;
+    struct thread_info *ts = NULL;
+    for (;;) {
+        ts = calloc(cap, sizeof *ts);
+        if (ts == NULL) {
+            c->nomem = true;
+            return;
+        }
+        n = 0;
+        rtlock_lock(&blocked_lock);
+        for (struct blocked_thread *b = blocked_head; b != NULL; b = b->next, n++) {
+            if (n < cap)
+                ts[n] = (struct thread_info){.tstate = b->tstate,
+                                             .ident = b->ident,
+                                             .wait_reason = b->gp->wait_reason,
+                                             .wait_since = b->gp->wait_since};
+        }
+        rtlock_unlock(&blocked_lock);
+        if (n <= cap)
+            break;
+        free(ts);
+        cap = n + 16;
+    }
+    c->ts = ts;
+    c->n = n;
+    int64_t now = goro_nanotime();
+    for (size_t i = 0; i < n; i++) {
+        ts[i].wait_since = now > ts[i].wait_since ? now - ts[i].wait_since : 0;
+        if (c->with_frames && !copy_frames(ts[i].tstate, &ts[i].frames))
+            c->nomem = true;
+    }
+}
+
+static PyObject *thread_tuple(const struct thread_info *ti, int with_frames)
+{
     struct g_info gi = {.status = G_WAITING, .wait_reason = ti->wait_reason};
-#ifdef Py_GIL_DISABLED
-    with_frames = 0; /* nothing stops the thread from resuming: see the top */
-#endif
-    PyObject *frames = with_frames ? frames_of(ti->tstate) : Py_NewRef(Py_None);
+    PyObject *frames = with_frames ? frames_list(&ti->frames) : Py_NewRef(Py_None);
     if (frames == NULL)
         return NULL;
     return Py_BuildValue("(ksdN)", ti->ident, dump_state_string(&gi),
@@ -269,33 +359,31 @@ static PyObject *thread_item(const void *items, size_t i, int with_frames)
 static PyObject *core_blocked_threads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    int with_frames = frames_flag(args, nargs, "_blocked_threads");
-    if (with_frames < 0)
+    struct threads_copy c = {0};
+    c.with_frames = frames_flag(args, nargs, "_blocked_threads");
+    if (c.with_frames < 0)
         return NULL;
-    size_t n = 0, cap = 16;
-    struct thread_info *ts = NULL;
-    for (;;) {
-        ts = malloc(cap * sizeof *ts);
-        if (ts == NULL)
-            return PyErr_NoMemory();
-        n = 0;
-        rtlock_lock(&blocked_lock);
-        for (struct blocked_thread *b = blocked_head; b != NULL; b = b->next, n++) {
-            if (n < cap)
-                ts[n] = (struct thread_info){b->tstate, b->ident, b->gp->wait_reason,
-                                             b->gp->wait_since};
-        }
-        rtlock_unlock(&blocked_lock);
-        if (n <= cap)
-            break;
-        free(ts);
-        cap = n + 16;
+    PyObject *out = NULL;
+    if (compat_stop_the_world(copy_threads, &c) < 0)
+        goto done;
+    if (c.nomem) {
+        PyErr_NoMemory();
+        goto done;
     }
-    int64_t now = goro_nanotime();
-    for (size_t i = 0; i < n; i++) /* now the waited time, for thread_item */
-        ts[i].wait_since = now > ts[i].wait_since ? now - ts[i].wait_since : 0;
-    PyObject *out = build_list(n, thread_item, ts, with_frames);
-    free(ts);
+    out = PyList_New((Py_ssize_t)c.n);
+    for (size_t i = 0; out != NULL && i < c.n; i++) {
+        PyObject *t = thread_tuple(&c.ts[i], c.with_frames);
+        if (t == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, t);
+    }
+done:
+    if (c.ts != NULL) {
+        for (size_t i = 0; i < c.n; i++)
+            frames_release(&c.ts[i].frames);
+    }
+    free(c.ts);
     return out;
 }
 

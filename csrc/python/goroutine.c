@@ -22,7 +22,9 @@
 #include "bridge.h"
 #include "compat.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -128,14 +130,44 @@ static _Noreturn void hang_forever(void)
         pause();
 }
 
+/* Goroutines between their bridge_finalizing check and the end of their
+ * attach (or, at start, of creating their thread state). Once atexit has
+ * run, CPython's finalization removes every other thread state
+ * (_PyThreadState_RemoveExcept) and clears the interpreter: a goroutine that
+ * saw bridge_finalizing clear and was still inside PyThreadState_New then
+ * crashed on 3.13t (tstate->interp == NULL in _Py_brc_init_thread, 3 of
+ * 40 runs of test_exit_with_goroutines_in_every_state's sys.exit case).
+ * bridge_shutdown sets the flag, then waits for this count to drain: a
+ * store-buffer pair with the increment before the check (seq_cst on both
+ * sides), so either the goroutine sees the flag and hangs, or shutdown sees
+ * it counted and waits until it has attached; from then on CPython treats
+ * it as it treats a daemon thread. */
+static _Atomic int attaching;
+
+bool bridge_attach_begin(void)
+{
+    atomic_fetch_add(&attaching, 1);
+    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_SEQ_CST)) {
+        atomic_fetch_sub(&attaching, 1);
+        return false;
+    }
+    return true;
+}
+
+void bridge_attach_end(void)
+{
+    atomic_fetch_sub(&attaching, 1);
+}
+
 /* ---- runtime hooks ---- */
 
 static void hook_g_attach(struct g *gp)
 {
     struct pyg *p = gp->py;
-    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_ACQUIRE))
+    if (!bridge_attach_begin())
         hang_forever();
     compat_attach(p->tstate);
+    bridge_attach_end();
 }
 
 static void hook_g_detach(struct g *gp)
@@ -218,6 +250,8 @@ static void py_goroutine_main(void *arg)
      * tstate we are about to take was made here (DESIGN.md rule 11). */
     go_pin_current();
 #endif
+    if (!bridge_attach_begin())
+        hang_forever();
     PyThreadState *ts = pool_get();
     if (ts == NULL) {
         ts = compat_tstate_new(interp);
@@ -225,9 +259,8 @@ static void py_goroutine_main(void *arg)
             rt_throw("cannot create a thread state for goroutine %llu", (unsigned long long)goid);
     }
     p->tstate = ts;
-    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_ACQUIRE))
-        hang_forever();
     compat_attach(ts);
+    bridge_attach_end();
     gp->py = p;
     compat_set_recursion_budget(ts, p->stack_size);
 
@@ -251,7 +284,8 @@ static void py_goroutine_main(void *arg)
         PyErr_WriteUnraisable(NULL);
     gp->py = NULL;
     /* p is about to be freed: a dump must not find it through gp->arg any
-     * more. Both happen under the GIL, which a dump holds (python/dump.c). */
+     * more. Both happen attached, so a dump, which reads pygs with the world
+     * stopped, sees either both or neither (python/dump.c). */
     __atomic_store_n(&gp->arg, NULL, __ATOMIC_RELAXED);
     free(p);
 
@@ -319,16 +353,37 @@ struct pyg *bridge_pyg_of(const struct g_info *gi)
 
 void bridge_shutdown(void)
 {
-    __atomic_store_n(&bridge_finalizing, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&bridge_finalizing, 1, __ATOMIC_SEQ_CST);
+    /* The caller has detached (no GIL held): a counted goroutine can
+     * finish creating its tstate and attaching. */
+    while (atomic_load(&attaching) != 0)
+        sched_yield();
     goro_runtime_stop();
 }
 
-void bridge_before_fork(void)
+/* The runtime's global locks are taken right before fork() and released
+ * in the parent right after, from pthread_atfork handlers: inside fork(),
+ * after CPython's PyOS_BeforeFork. Not from an os.register_at_fork `before`
+ * hook, which runs before PyOS_BeforeFork: on free-threaded builds that
+ * then stops the world, waiting for every attached thread to reach a safe
+ * point, while a goroutine running Python on another M may be waiting for
+ * the sched.lock the hook holds (seen: os.fork hung in stop_the_world, a
+ * goroutine in pin_ready and sysmon blocked on sched.lock,
+ * test_fork_repeatedly_while_goroutines_run). Inside fork() the world is
+ * already stopped (or the GIL held), so every lock holder is runtime code
+ * that finishes its few instructions and lets go.
+ *
+ * Forks that bypass os.fork (a subprocess without preexec_fn that cannot
+ * use vfork) run the handlers too: the parent side releases what it took,
+ * and the child, which only execs, never touches the runtime. The child of
+ * os.fork rebuilds the runtime from the `after_in_child` hook
+ * (bridge_after_fork_child), once CPython itself is ready again. */
+static void fork_prepare(void)
 {
     goro_runtime_before_fork();
 }
 
-void bridge_after_fork_parent(void)
+static void fork_parent(void)
 {
     goro_runtime_after_fork_parent();
 }
@@ -374,6 +429,14 @@ int bridge_goroutine_init(PyObject *module)
         long long v = atoll(env);
         if (v >= 64 * 1024)
             atomic_store(&py_stack_size, (size_t)v);
+    }
+
+    /* Once per process: single-phase init runs this once. */
+    int err = pthread_atfork(fork_prepare, fork_parent, NULL);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
 
     rt_hooks.g_attach = hook_g_attach;

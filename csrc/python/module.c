@@ -154,24 +154,6 @@ static PyObject *core_shutdown(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *core_before_fork(PyObject *self, PyObject *unused)
-{
-    (void)self;
-    (void)unused;
-    /* No GIL release: other threads must not run Python between this and
-     * the fork, or they could take a runtime lock we are about to hold. */
-    bridge_before_fork();
-    Py_RETURN_NONE;
-}
-
-static PyObject *core_after_fork_parent(PyObject *self, PyObject *unused)
-{
-    (void)self;
-    (void)unused;
-    bridge_after_fork_parent();
-    Py_RETURN_NONE;
-}
-
 static PyObject *core_after_fork_child(PyObject *self, PyObject *unused)
 {
     (void)self;
@@ -230,8 +212,6 @@ static PyMethodDef core_methods[] = {
      "stack_size(n=None) -> int: previous Python goroutine stack size; n sets it."},
     {"_set_exception_handler", core_set_exception_handler, METH_O, NULL},
     {"_shutdown", core_shutdown, METH_NOARGS, NULL},
-    {"_before_fork", core_before_fork, METH_NOARGS, NULL},
-    {"_after_fork_parent", core_after_fork_parent, METH_NOARGS, NULL},
     {"_after_fork_child", core_after_fork_child, METH_NOARGS, NULL},
     {"_stats", core_stats, METH_NOARGS, NULL},
     {"_gilstate_call", core_gilstate_call, METH_O, NULL},

@@ -244,9 +244,10 @@ static PyObject *time_timer(PyObject *module, PyObject *const *args, Py_ssize_t 
 static void after_func_fire_py(void *arg)
 {
     TimerHandle *h = arg;
-    if (__atomic_load_n(&bridge_finalizing, __ATOMIC_ACQUIRE))
+    if (!bridge_attach_begin())
         return; /* the interpreter is going away: the reference leaks */
     PyGILState_STATE st = PyGILState_Ensure();
+    bridge_attach_end();
     /* Start fn in a copy of the caller's contextvars: bridge_go copies the
      * current context, so enter one first (a copy, as the same context
      * cannot be entered twice and the timer may fire again meanwhile). */
