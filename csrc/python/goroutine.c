@@ -340,6 +340,7 @@ void bridge_after_fork_child(void)
      * forget the pooled ones without touching them. */
     POOL_RESET(); /* free-threaded: the forking thread's own pool */
     thread_saved_tstate = NULL;
+    compat_after_fork_child();
     main_thread_ident = PyThread_get_thread_ident();
     bridge_dump_after_fork_child();
     goro_runtime_after_fork_child();
