@@ -181,6 +181,7 @@ struct g {
     /* all-G list, for dumps and counting (guarded by sched.allglock) */
     struct g *alllink_next;
     struct g *alllink_prev;
+    bool on_allg;            /* linked (alive, or dead and cached for reuse) */
 
     /* sanitizer fiber handle (TSAN), opaque */
     void *tsan_fiber;
@@ -213,6 +214,10 @@ void go_park_commit_wait(struct g *gp);
  * thread: into the global queue, waking an idle M. For a thread G: wake the
  * thread. Never blocks, never calls Python; may be called with locks held. */
 void go_ready(struct g *gp);
+/* go_ready every G of glist (linked by schedlink, NULL-terminated), as one
+ * batch: from a plain thread, one lock of the global queue and one wakep
+ * for all of them instead of one each. */
+void go_ready_list(struct g *glist);
 /* Put the current goroutine at the back of the global run queue and run
  * something else. No-op on a plain thread. */
 void go_sched(void);

@@ -216,6 +216,7 @@ def todo() -> Context:
 _closed_chan = _core.Chan()
 _closed_chan.close()
 _closed = RecvChan(_closed_chan)
+_close_many = _core._close_many
 
 # value(_CANCEL_KEY) finds the nearest cancelable context up the chain (Go's
 # &cancelCtxKey); without_cancel hides it.
@@ -295,7 +296,14 @@ class _CancelCtx(Context):
             canceled.append(c)
             if children:
                 todo.extend(children)
-        for c in reversed(canceled):  # a parent comes before its children
+        # Under each lock, take the done channel to close (or mark done()
+        # as closed for a context nobody asked yet); close them all after,
+        # in one call that readies every waiting goroutine as one batch. A
+        # done() call in between gets the channel about to be closed, and
+        # err() is already set: the same as while the walk runs.
+        chans = []
+        push = chans.append
+        for c in reversed(canceled):  # descendants before their parents
             mu = c._mu
             mu.acquire()
             try:
@@ -303,9 +311,11 @@ class _CancelCtx(Context):
                 if d is None:
                     c._done = _closed
                 else:
-                    d._chan.close()  # never blocks: it only readies waiters
+                    push(d._chan)
             finally:
                 mu.release()
+        _close_many(chans)  # never blocks: it only readies waiters
+        for c in reversed(canceled):
             # The hot path of a wide fan-out is a plain with_cancel child:
             # skip the call to its no-op hook.
             if type(c) is not _CancelCtx:

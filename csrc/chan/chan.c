@@ -364,7 +364,7 @@ int chan_recv(struct hchan *c, void *ep, bool *ok, bool block)
     return chan_recv_slow(c, ep, ok, block);
 }
 
-int chan_close(struct hchan *c)
+int chan_close_collect(struct hchan *c, struct g **glist)
 {
     if (c == NULL)
         return GORO_EINVAL;
@@ -378,32 +378,35 @@ int chan_close(struct hchan *c)
     atomic_store_explicit(&c->closed, 1, memory_order_release);
 
     /* Collect every parked G, linked through schedlink (free while a G is
-     * parked), and ready them after unlocking: the lock is held for the
-     * queue walk only. */
-    struct g *glist = NULL;
+     * parked), for the caller to ready after we unlock: the lock is held
+     * for the queue walk only. */
+    struct g *head = *glist;
     struct sudog *sg;
     while ((sg = waitq_dequeue(&c->recvq)) != NULL) {
         chan_elem_clear(c, sg->elem);
         sg->success = false;
         sg->g->param = sg;
-        sg->g->schedlink = glist;
-        glist = sg->g;
+        sg->g->schedlink = head;
+        head = sg->g;
     }
     while ((sg = waitq_dequeue(&c->sendq)) != NULL) {
         /* the sender keeps its value (the bridge keeps its reference) */
         sg->success = false;
         sg->g->param = sg;
-        sg->g->schedlink = glist;
-        glist = sg->g;
+        sg->g->schedlink = head;
+        head = sg->g;
     }
     rtlock_unlock(&c->lock);
-    while (glist != NULL) {
-        struct g *gp = glist;
-        glist = gp->schedlink;
-        gp->schedlink = NULL;
-        go_ready(gp);
-    }
+    *glist = head;
     return GORO_OK;
+}
+
+int chan_close(struct hchan *c)
+{
+    struct g *glist = NULL;
+    int rc = chan_close_collect(c, &glist);
+    go_ready_list(glist);
+    return rc;
 }
 
 /* ---- public API --------------------------------------------------------- */

@@ -145,6 +145,11 @@ bool chan_park(struct hchan *c, struct waitq *q, struct sudog *sg, enum wait_rea
 int chan_send(struct hchan *c, const void *ep, bool block);
 int chan_recv(struct hchan *c, void *ep, bool *ok, bool block);
 int chan_close(struct hchan *c);
+/* Close c without readying its waiters: push them onto *glist (linked by
+ * schedlink) for one go_ready_list after any number of closes. GORO_OK,
+ * GORO_CLOSED (nothing done) or GORO_EINVAL (NULL). Many contexts cancelled
+ * at once (pygoro.context) ready all their goroutines as one batch. */
+int chan_close_collect(struct hchan *c, struct g **glist);
 
 /* select (select.c): goro_select's engine. */
 int select_go(goro_select_case *cases, int ncases, int64_t timeout_ns);
