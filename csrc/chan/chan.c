@@ -257,7 +257,7 @@ static __attribute__((noinline)) int chan_send_slow(struct hchan *c, const void 
     /* Park until a receiver takes the value or the channel is closed. The
      * receiver reads from ep directly, so ep must stay valid: it does, we
      * are blocked until then. */
-    struct sudog mysg;
+    _Alignas(64) struct sudog mysg; /* one line for the waker: see struct sudog */
     memset(&mysg, 0, sizeof mysg);
     mysg.g = getg();
     mysg.elem = (void *)ep;
@@ -323,7 +323,7 @@ static __attribute__((noinline)) int chan_recv_slow(struct hchan *c, void *ep, b
         goto out;
     }
 
-    struct sudog mysg;
+    _Alignas(64) struct sudog mysg; /* one line for the waker: see struct sudog */
     memset(&mysg, 0, sizeof mysg);
     mysg.g = getg();
     mysg.elem = ep;

@@ -227,7 +227,7 @@ static __attribute__((noinline)) int select_cases(goro_select_case *cases, int n
         when = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
     }
 
-    struct sudog stack_sgs[SELECT_STACK_CASES];
+    _Alignas(64) struct sudog stack_sgs[SELECT_STACK_CASES]; /* the first in one line, see struct sudog */
     int32_t stack_orders[2 * SELECT_STACK_CASES];
     struct sudog *sgs = stack_sgs;
     int32_t *pollorder = stack_orders;
