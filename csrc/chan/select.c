@@ -407,15 +407,19 @@ done_locked:
  * case, no waiting - go straight to the channel's fast path, as Go's
  * compiler rewrites them, before select_cases' setup (a validation loop,
  * the permutation, a frame sized for SELECT_STACK_CASES sudogs), which cost
- * more than the operation itself. Anything unusual takes the general path,
- * which validates. */
+ * more than the operation itself. So does `select { case <-c: }` with no
+ * timeout (Go compiles it to a plain receive): a plain park also wakes
+ * without select's pass 3, which relocks the channel after every wake (a
+ * context cancel waking 1000 `select(ctx.done_case())` waiters paid it
+ * 1000 times). Anything unusual takes the general path, which validates. */
 int select_go(goro_select_case *cases, int ncases, int64_t timeout_ns)
 {
-    if (ncases == 1 && timeout_ns == 0 && cases != NULL && cases->c != NULL &&
+    if (ncases == 1 && (timeout_ns == 0 || timeout_ns == GORO_FOREVER) && cases != NULL &&
+        cases->c != NULL &&
         (cases->dir == GORO_SELECT_RECV ||
          (cases->dir == GORO_SELECT_SEND && (cases->elem != NULL || cases->c->elemsize == 0)))) {
         cases->recv_ok = false;
-        return select_one(cases, 0, false);
+        return select_one(cases, 0, timeout_ns != 0);
     }
     return select_cases(cases, ncases, timeout_ns);
 }
