@@ -314,6 +314,8 @@ static __attribute__((noinline)) int select_cases(goro_select_case *cases, int n
         sg->ticket = (uint32_t)i;
         sg->elem = cases[i].elem;
         sg->c = cases[i].c;
+        if (cases[i].dir == GORO_SELECT_RECV)
+            chan_elem_clear(sg->c, sg->elem); /* what a close leaves: see chan_recv_slow */
         *link = sg;
         link = &sg->waitlink;
         waitq_enqueue(cases[i].dir == GORO_SELECT_SEND ? &sg->c->sendq : &sg->c->recvq, sg);
@@ -387,7 +389,7 @@ static __attribute__((noinline)) int select_cases(goro_select_case *cases, int n
     } else {
         int i = (int)win->ticket;
         if (cases[i].dir == GORO_SELECT_RECV) {
-            /* a close has zeroed the element already */
+            /* a close left the element as we zeroed it before queueing */
             cases[i].recv_ok = win->success;
             ret = i;
         } else {

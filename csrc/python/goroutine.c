@@ -254,7 +254,7 @@ static void py_goroutine_main(void *arg)
     /* p is about to be freed: a dump must not find it through gp->arg any
      * more. Both happen under the GIL, which a dump holds (python/dump.c). */
     __atomic_store_n(&gp->arg, NULL, __ATOMIC_RELAXED);
-    free(p);
+    PyMem_Free(p);
 
     if (pool_put(ts)) {
         compat_detach();
@@ -274,12 +274,17 @@ PyObject *bridge_go(PyObject *fn, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_RuntimeError, "go(): the interpreter is shutting down");
         return NULL;
     }
-    struct pyg *p = calloc(1, sizeof *p);
+    /* PyMem, not malloc: allocated and freed with the GIL held (or, free-
+     * threaded, by mimalloc, which takes frees from other threads), and
+     * freed on another thread than the spawner's; glibc then frees into the
+     * spawner's arena under its lock, a tenth of the exit of a goroutine
+     * woken in a 1000-way cancel (benchmarks/test_context.py). */
+    struct pyg *p = PyMem_Calloc(1, sizeof *p);
     if (p == NULL)
         return PyErr_NoMemory();
     p->context = PyContext_CopyCurrent();
     if (p->context == NULL) {
-        free(p);
+        PyMem_Free(p);
         return NULL;
     }
     Py_INCREF(fn);
@@ -304,7 +309,7 @@ PyObject *bridge_go(PyObject *fn, PyObject *args, PyObject *kwargs)
         Py_XDECREF(p->kwargs);
         Py_DECREF(p->context);
         Py_XDECREF(p->spawn_code);
-        free(p);
+        PyMem_Free(p);
         PyErr_SetString(PyExc_MemoryError, "go(): cannot allocate a goroutine stack");
         return NULL;
     }
