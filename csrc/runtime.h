@@ -148,17 +148,19 @@ struct g {
     bool detached;
     uint8_t wait_reason;     /* enum wait_reason */
     _Atomic uint32_t select_done; /* select: 0 -> 1 by the one waker that wins */
-    _Atomic uint32_t thread_wake; /* thread G's futex word: 0 parked, 1 readied */
     struct g *schedlink;     /* global run queue, free lists */
     void *param;             /* set by the waker, e.g. the winning sudog of a select */
     struct m *m;             /* M running this G, or NULL */
-    struct sudog *waiting;   /* select: the sudogs of this G, linked by waitlink */
     /* Set by the Python bridge: a G that runs Python carries its interpreter
      * state here. The runtime never looks inside; it calls hooks (below). */
     void *py;
     struct m *pinned_m;
+    /* saved registers while not running: the stack pointer, with the
+     * hand-written switches (a ucontext_t runs on past this line) */
+    struct goro_context ctx;
 
-    struct goro_context ctx; /* saved registers while not running */
+    _Atomic uint32_t thread_wake; /* thread G's futex word: 0 parked, 1 readied */
+    struct sudog *waiting;   /* select: the sudogs of this G, linked by waitlink */
     struct stack stack;      /* usable [lo, hi); zero for a thread G */
     size_t stack_size;       /* the whole allocation, struct g included */
     bool stack_guarded;      /* a PROT_NONE page lies below stack.lo */
@@ -191,6 +193,10 @@ struct g {
     /* sanitizer fiber handle (TSAN), opaque */
     void *tsan_fiber;
 };
+#if !defined(PYGORO_CONTEXT_UCONTEXT)
+_Static_assert(offsetof(struct g, ctx) + sizeof(struct goro_context) <= 64,
+               "struct g: the wake-path fields must fit in its first cache line");
+#endif
 
 /* Current G: the running goroutine, or this plain thread's thread G (created on
  * first use). Never NULL. Not cacheable across a park: the goroutine may be on

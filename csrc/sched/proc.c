@@ -717,12 +717,12 @@ static void gosched_m(struct m *mp, struct g *gp)
 
 static void goexit_m(struct m *mp, struct g *gp)
 {
-    /* The dead G stays on allg, with its stack on the free lists: dumps skip
-     * dead Gs, and unlinking it here would touch its two neighbours (cold
-     * lines of other goroutines' stacks) and the allglock line on every
-     * exit. It leaves the list when its stack is freed (g_release), and its
-     * next life rewrites the fields a dump reads under allglock (see
-     * go_spawn_sized). */
+    /* The dead G stays on allg for now: unlinking it here would touch its
+     * two neighbours (cold lines of other goroutines' stacks) and the
+     * allglock line on every exit. The next dump, which walks the list
+     * anyway, unlinks it (dump.c), or its stack is freed first (g_release),
+     * or it is reused while still linked, and its next life rewrites under
+     * allglock what a dump reads (go_spawn_sized). */
     atomic_store_explicit(&gp->status, G_DEAD, memory_order_relaxed);
     atomic_fetch_sub_explicit(&sched.ngoroutines, 1, memory_order_relaxed);
     /* relaxed atomic store: a dump reads py with a relaxed load */
@@ -865,8 +865,8 @@ static void *mstart(void *arg)
 /* ------------------------------------------------------------------------ */
 /* Goroutine creation and exit                                                */
 
-/* The all-G list holds every G with a stack: live ones, and dead ones
- * waiting on a free list for reuse (see goexit_m). allglock held. */
+/* The all-G list holds every live G, and dead ones that exited since the
+ * last dump (see goexit_m). allglock held. */
 static void allg_link_locked(struct g *gp)
 {
     gp->alllink_prev = NULL;
@@ -884,9 +884,8 @@ static void allg_add(struct g *gp)
     rtlock_unlock(&sched.allglock);
 }
 
-static void allg_remove(struct g *gp)
+void allg_unlink_locked(struct g *gp)
 {
-    rtlock_lock(&sched.allglock);
     if (gp->alllink_prev)
         gp->alllink_prev->alllink_next = gp->alllink_next;
     else
@@ -895,14 +894,20 @@ static void allg_remove(struct g *gp)
         gp->alllink_next->alllink_prev = gp->alllink_prev;
     gp->alllink_next = gp->alllink_prev = NULL;
     gp->on_allg = false;
+}
+
+static void allg_remove(struct g *gp)
+{
+    rtlock_lock(&sched.allglock);
+    if (gp->on_allg) /* a dump may have unlinked it already */
+        allg_unlink_locked(gp);
     rtlock_unlock(&sched.allglock);
 }
 
 /* Free a dead G and its stack for good. */
 static void g_release(struct g *gp)
 {
-    if (gp->on_allg)
-        allg_remove(gp);
+    allg_remove(gp);
 #ifdef GORO_TSAN
     if (gp->tsan_fiber)
         __tsan_destroy_fiber(gp->tsan_fiber);
@@ -1025,9 +1030,11 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     __asan_unpoison_memory_region((void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);
 #endif
     ctx_make(&gp->ctx, (void *)gp->stack.lo, gp->stack.hi - gp->stack.lo, goroutine_main, gp);
-    /* What a dump reads of a live G is written under allglock: a reused G
-     * is on allg already (dead, skipped by dumps), and a dump holding the
-     * lock must not see these half-written. */
+    /* What a dump reads of a live G is written under allglock, status
+     * included: a reused G may still be on allg (dead, skipped by dumps),
+     * a dump holding the lock must not see these half-written, and one
+     * that sees it dead may unlink it (dump.c) - so it must not turn live
+     * outside the lock, after we decided it was linked. */
     rtlock_lock(&sched.allglock);
     gp->goid = goid;
     gp->parent_goid = parent_goid;
@@ -1035,12 +1042,12 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     gp->label = label;
     __atomic_store_n(&gp->arg, arg, __ATOMIC_RELAXED);
     __atomic_store_n(&gp->py, py, __ATOMIC_RELAXED);
+    atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
     if (!gp->on_allg)
         allg_link_locked(gp);
     rtlock_unlock(&sched.allglock);
     atomic_fetch_add_explicit(&sched.ngoroutines, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&sched.spawns, 1, memory_order_relaxed);
-    atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
     if (pp && p_accepts_local(pp)) {
         /* Like Go's newproc: the new G goes to runnext, so a spawn-then-wait
          * pattern runs the child next on this P. */

@@ -183,6 +183,9 @@ void stack_stats(uint64_t *mapped, uint64_t *guarded);
 size_t stack_size_of(struct g *gp);
 uintptr_t stack_guard_page(struct g *gp);
 
+/* proc.c, for dump.c: take a dead G off sched.allg; allglock held */
+void allg_unlink_locked(struct g *gp);
+
 /* proc.c, for sysmon.c */
 void wakep(void);
 void procresize_locked(int32_t n);
