@@ -133,15 +133,39 @@ struct stack {
 typedef bool (*park_unlock_fn)(struct g *gp, void *arg);
 
 struct g {
-    struct goro_context ctx; /* saved registers while not running */
+    /* First cache line (a goroutine's G sits 64-byte aligned at the top of
+     * its stack, sched/stack.c): everything a waker (go_ready, a channel
+     * close) and the scheduler touch to wake and resume it. Waking 1000
+     * goroutines at once (a context cancel) misses in cache on each G;
+     * spread over three lines, that was three misses each. */
+    _Atomic uint32_t status; /* enum gstatus */
+    bool is_thread;          /* thread G: a plain OS thread blocked in the runtime */
+    /* Free-threaded CPython ties a thread state to the OS thread that created
+     * it: a pinned G only ever runs on pinned_m (DESIGN.md rule 11). */
+    bool pinned;
+    /* the bridge's detach hook ran when this G last switched out, so its
+     * attach hook must run when it is switched back in */
+    bool detached;
+    uint8_t wait_reason;     /* enum wait_reason */
+    _Atomic uint32_t select_done; /* select: 0 -> 1 by the one waker that wins */
+    struct g *schedlink;     /* global run queue, free lists */
+    void *param;             /* set by the waker, e.g. the winning sudog of a select */
+    struct m *m;             /* M running this G, or NULL */
+    /* Set by the Python bridge: a G that runs Python carries its interpreter
+     * state here. The runtime never looks inside; it calls hooks (below). */
+    void *py;
+    struct m *pinned_m;
+    /* saved registers while not running: the stack pointer, with the
+     * hand-written switches (a ucontext_t runs on past this line) */
+    struct goro_context ctx;
+
+    _Atomic uint32_t thread_wake; /* thread G's futex word: 0 parked, 1 readied */
+    struct sudog *waiting;   /* select: the sudogs of this G, linked by waitlink */
     struct stack stack;      /* usable [lo, hi); zero for a thread G */
     size_t stack_size;       /* the whole allocation, struct g included */
     bool stack_guarded;      /* a PROT_NONE page lies below stack.lo */
     const uint64_t *stack_canary; /* unguarded stacks: see sched/stack.c */
-    _Atomic uint32_t status; /* enum gstatus */
     uint64_t goid;
-    struct m *m;             /* M running this G, or NULL */
-    struct g *schedlink;     /* global run queue, free lists */
 
     /* entry of a goroutine created by go_spawn */
     goro_fn entry;
@@ -150,28 +174,11 @@ struct g {
     /* parking; see go_park */
     park_unlock_fn park_unlock;
     void *park_arg;
-    uint8_t wait_reason;     /* enum wait_reason */
     int64_t wait_since;      /* nanotime() when parked, for stack dumps */
-    void *param;             /* set by the waker, e.g. the winning sudog of a select */
-    _Atomic uint32_t select_done; /* select: 0 -> 1 by the one waker that wins */
-    struct sudog *waiting;   /* select: the sudogs of this G, linked by waitlink */
 
-    /* thread G: a plain OS thread blocked in the runtime */
-    bool is_thread;
-    _Atomic uint32_t thread_wake; /* futex word: 0 parked, 1 readied */
+    /* thread G */
     bool thread_interruptible;    /* park may return early on a signal (main thread) */
     bool thread_interrupted;      /* set by go_park when a signal cut the sleep */
-
-    /* Set by the Python bridge: a G that runs Python carries its interpreter
-     * state here. The runtime never looks inside; it calls hooks (below). */
-    void *py;
-    /* Free-threaded CPython ties a thread state to the OS thread that created
-     * it: a pinned G only ever runs on pinned_m (DESIGN.md rule 11). */
-    bool pinned;
-    struct m *pinned_m;
-    /* the bridge's detach hook ran when this G last switched out, so its
-     * attach hook must run when it is switched back in */
-    bool detached;
 
     /* where it came from, for stack dumps */
     const char *label;       /* optional name (goro_go_named, "time.AfterFunc"); Python
@@ -181,10 +188,15 @@ struct g {
     /* all-G list, for dumps and counting (guarded by sched.allglock) */
     struct g *alllink_next;
     struct g *alllink_prev;
+    bool on_allg;            /* linked (alive, or dead and cached for reuse) */
 
     /* sanitizer fiber handle (TSAN), opaque */
     void *tsan_fiber;
 };
+#if !defined(PYGORO_CONTEXT_UCONTEXT)
+_Static_assert(offsetof(struct g, ctx) + sizeof(struct goro_context) <= 64,
+               "struct g: the wake-path fields must fit in its first cache line");
+#endif
 
 /* Current G: the running goroutine, or this plain thread's thread G (created on
  * first use). Never NULL. Not cacheable across a park: the goroutine may be on
@@ -213,6 +225,10 @@ void go_park_commit_wait(struct g *gp);
  * thread: into the global queue, waking an idle M. For a thread G: wake the
  * thread. Never blocks, never calls Python; may be called with locks held. */
 void go_ready(struct g *gp);
+/* go_ready every G of glist (linked by schedlink, NULL-terminated), as one
+ * batch: from a plain thread, one lock of the global queue and one wakep
+ * for all of them instead of one each. */
+void go_ready_list(struct g *glist);
 /* Put the current goroutine at the back of the global run queue and run
  * something else. No-op on a plain thread. */
 void go_sched(void);
@@ -235,19 +251,22 @@ bool go_is_pinned(void);
 /* Wait queues (Go's sudog/waitq): chan/, sync/sema.c                         */
 
 struct sudog {
+    /* What a channel operation's waker reads and writes comes first, in one
+     * cache line when the sudog is 64-byte aligned (the channel paths'
+     * on-stack sudogs are). */
     struct g *g;
     struct sudog *next;
     struct sudog *prev;
     void *elem;          /* data element; points into the waiter's stack */
-    int64_t acquiretime;
-    int64_t releasetime;
+    struct hchan *c;     /* channel */
     uint32_t ticket;     /* sema: handoff; select: case index */
     bool is_select;      /* g participates in a select: CAS g->select_done */
     bool success;        /* chan: true if woken by a value, false by close */
-    struct sudog *parent;    /* sema tree */
     struct sudog *waitlink;  /* g->waiting list, or sema wait list */
+    int64_t acquiretime;
+    int64_t releasetime;
+    struct sudog *parent;    /* sema tree */
     struct sudog *waittail;  /* sema wait list tail */
-    struct hchan *c;     /* channel */
     uintptr_t addr;      /* sema: the address waited on */
 };
 

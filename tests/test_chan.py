@@ -82,6 +82,61 @@ def test_close_wakes_blocked_receivers_and_fails_blocked_senders():
     assert got == [("recv", (None, False))] * 3 + [("send", "closed")] * 2
 
 
+@pytest.mark.parametrize("closer", ["thread", "goroutine"])
+def test_close_many_wakes_every_waiter_of_every_channel(closer):
+    """_core._close_many (pygoro.context's batched cancel): each channel is
+    closed, and all their receivers and senders wake, whether the closer is
+    a plain thread (one batch into the global queue) or a goroutine (its
+    P's run queue)."""
+    from pygoro import _core
+
+    chans = [chan() for _ in range(40)]
+    results = chan(200)
+    for i, c in enumerate(chans):
+        if i % 4:
+            for _ in range(3):
+                go(lambda c=c: results.send(("recv", c.recv_ok())))
+        else:  # senders on their own channels, or they meet a receiver
+
+            def sender(c=c):
+                try:
+                    c.send(1)
+                    results.send(("send", "ok"))
+                except ClosedChannelError:
+                    results.send(("send", "closed"))
+
+            go(sender)
+    time.sleep(0.1)
+    if closer == "thread":
+        _core._close_many(chans)
+    else:
+        run_in_goroutine(_core._close_many, tuple(chans))
+    got = sorted(results.recv() for _ in range(100))
+    assert got == [("recv", (None, False))] * 90 + [("send", "closed")] * 10
+    assert all(c.closed for c in chans)
+
+
+def test_close_many_bad_input_still_wakes_what_it_closed():
+    from pygoro import _core
+
+    a, b, c = chan(), chan(), chan()
+    woke = chan(2)
+    go(lambda: woke.send(a.recv_ok()))
+    go(lambda: woke.send(c.recv_ok()))
+    time.sleep(0.05)
+    with pytest.raises(TypeError, match="item 1: expected a Chan, not int"):
+        _core._close_many([a, 7, c])
+    assert woke.recv() == (None, False)  # a was closed, and its waiter woke
+    assert a.closed and not c.closed
+    b.close()
+    with pytest.raises(ClosedChannelError):
+        _core._close_many([c, b])
+    assert woke.recv() == (None, False)
+    with pytest.raises(TypeError, match="list or tuple"):
+        _core._close_many(None)
+    _core._close_many([])
+
+
 def test_close_errors():
     c = chan()
     c.close()

@@ -257,7 +257,7 @@ static __attribute__((noinline)) int chan_send_slow(struct hchan *c, const void 
     /* Park until a receiver takes the value or the channel is closed. The
      * receiver reads from ep directly, so ep must stay valid: it does, we
      * are blocked until then. */
-    struct sudog mysg;
+    _Alignas(64) struct sudog mysg; /* one line for the waker: see struct sudog */
     memset(&mysg, 0, sizeof mysg);
     mysg.g = getg();
     mysg.elem = (void *)ep;
@@ -323,11 +323,14 @@ static __attribute__((noinline)) int chan_recv_slow(struct hchan *c, void *ep, b
         goto out;
     }
 
-    struct sudog mysg;
+    _Alignas(64) struct sudog mysg; /* one line for the waker: see struct sudog */
     memset(&mysg, 0, sizeof mysg);
     mysg.g = getg();
     mysg.elem = ep;
     mysg.c = c;
+    /* What a close leaves in *ep, written now while it is in our cache:
+     * the closer then touches only our sudog (chan_close_collect). */
+    chan_elem_clear(c, ep);
     waitq_enqueue(&c->recvq, &mysg);
     if (!chan_park(c, &c->recvq, &mysg, WAIT_CHAN_RECEIVE))
         rc = GORO_INTERRUPTED;
@@ -364,7 +367,7 @@ int chan_recv(struct hchan *c, void *ep, bool *ok, bool block)
     return chan_recv_slow(c, ep, ok, block);
 }
 
-int chan_close(struct hchan *c)
+int chan_close_collect(struct hchan *c, struct g **glist)
 {
     if (c == NULL)
         return GORO_EINVAL;
@@ -378,32 +381,36 @@ int chan_close(struct hchan *c)
     atomic_store_explicit(&c->closed, 1, memory_order_release);
 
     /* Collect every parked G, linked through schedlink (free while a G is
-     * parked), and ready them after unlocking: the lock is held for the
-     * queue walk only. */
-    struct g *glist = NULL;
+     * parked), for the caller to ready after we unlock: the lock is held
+     * for the queue walk only. */
+    struct g *head = *glist;
     struct sudog *sg;
     while ((sg = waitq_dequeue(&c->recvq)) != NULL) {
-        chan_elem_clear(c, sg->elem);
+        /* *sg->elem is zero already: receivers clear it before they queue
+         * (one cold line less per waiter when a cancel closes thousands) */
         sg->success = false;
         sg->g->param = sg;
-        sg->g->schedlink = glist;
-        glist = sg->g;
+        sg->g->schedlink = head;
+        head = sg->g;
     }
     while ((sg = waitq_dequeue(&c->sendq)) != NULL) {
         /* the sender keeps its value (the bridge keeps its reference) */
         sg->success = false;
         sg->g->param = sg;
-        sg->g->schedlink = glist;
-        glist = sg->g;
+        sg->g->schedlink = head;
+        head = sg->g;
     }
     rtlock_unlock(&c->lock);
-    while (glist != NULL) {
-        struct g *gp = glist;
-        glist = gp->schedlink;
-        gp->schedlink = NULL;
-        go_ready(gp);
-    }
+    *glist = head;
     return GORO_OK;
+}
+
+int chan_close(struct hchan *c)
+{
+    struct g *glist = NULL;
+    int rc = chan_close_collect(c, &glist);
+    go_ready_list(glist);
+    return rc;
 }
 
 /* ---- public API --------------------------------------------------------- */

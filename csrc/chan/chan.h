@@ -145,6 +145,30 @@ bool chan_park(struct hchan *c, struct waitq *q, struct sudog *sg, enum wait_rea
 int chan_send(struct hchan *c, const void *ep, bool block);
 int chan_recv(struct hchan *c, void *ep, bool *ok, bool block);
 int chan_close(struct hchan *c);
+/* Close c without readying its waiters: push them onto *glist (linked by
+ * schedlink) for one go_ready_list after any number of closes. GORO_OK,
+ * GORO_CLOSED (nothing done) or GORO_EINVAL (NULL). Many contexts cancelled
+ * at once (pygoro.context) ready all their goroutines as one batch. */
+int chan_close_collect(struct hchan *c, struct g **glist);
+
+/* Hints for a loop of chan_close_collect over many cold channels (each
+ * close is a chain of dependent misses: the channel, its first waiter's
+ * sudog, that waiter's G): touch nothing, only start the loads of a
+ * channel a few iterations ahead, then of its first waiter. A prefetch
+ * never faults, so a stale q->first is harmless. */
+static inline void chan_prefetch(const struct hchan *c)
+{
+    __builtin_prefetch(c, 1);
+    __builtin_prefetch((const char *)c + 64, 1); /* recvq, lock */
+}
+
+static inline void chan_prefetch_waiter(struct hchan *c)
+{
+    /* an atomic load: q->first is read without the lock (waitq.c) */
+    struct sudog *sg = __atomic_load_n(&c->recvq.first, __ATOMIC_RELAXED);
+    if (sg != NULL)
+        __builtin_prefetch(sg, 1);
+}
 
 /* select (select.c): goro_select's engine. */
 int select_go(goro_select_case *cases, int ncases, int64_t timeout_ns);

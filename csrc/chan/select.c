@@ -227,7 +227,7 @@ static __attribute__((noinline)) int select_cases(goro_select_case *cases, int n
         when = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
     }
 
-    struct sudog stack_sgs[SELECT_STACK_CASES];
+    _Alignas(64) struct sudog stack_sgs[SELECT_STACK_CASES]; /* the first in one line, see struct sudog */
     int32_t stack_orders[2 * SELECT_STACK_CASES];
     struct sudog *sgs = stack_sgs;
     int32_t *pollorder = stack_orders;
@@ -314,6 +314,8 @@ static __attribute__((noinline)) int select_cases(goro_select_case *cases, int n
         sg->ticket = (uint32_t)i;
         sg->elem = cases[i].elem;
         sg->c = cases[i].c;
+        if (cases[i].dir == GORO_SELECT_RECV)
+            chan_elem_clear(sg->c, sg->elem); /* what a close leaves: see chan_recv_slow */
         *link = sg;
         link = &sg->waitlink;
         waitq_enqueue(cases[i].dir == GORO_SELECT_SEND ? &sg->c->sendq : &sg->c->recvq, sg);
@@ -387,7 +389,7 @@ static __attribute__((noinline)) int select_cases(goro_select_case *cases, int n
     } else {
         int i = (int)win->ticket;
         if (cases[i].dir == GORO_SELECT_RECV) {
-            /* a close has zeroed the element already */
+            /* a close left the element as we zeroed it before queueing */
             cases[i].recv_ok = win->success;
             ret = i;
         } else {
@@ -407,15 +409,19 @@ done_locked:
  * case, no waiting - go straight to the channel's fast path, as Go's
  * compiler rewrites them, before select_cases' setup (a validation loop,
  * the permutation, a frame sized for SELECT_STACK_CASES sudogs), which cost
- * more than the operation itself. Anything unusual takes the general path,
- * which validates. */
+ * more than the operation itself. So does `select { case <-c: }` with no
+ * timeout (Go compiles it to a plain receive): a plain park also wakes
+ * without select's pass 3, which relocks the channel after every wake (a
+ * context cancel waking 1000 `select(ctx.done_case())` waiters paid it
+ * 1000 times). Anything unusual takes the general path, which validates. */
 int select_go(goro_select_case *cases, int ncases, int64_t timeout_ns)
 {
-    if (ncases == 1 && timeout_ns == 0 && cases != NULL && cases->c != NULL &&
+    if (ncases == 1 && (timeout_ns == 0 || timeout_ns == GORO_FOREVER) && cases != NULL &&
+        cases->c != NULL &&
         (cases->dir == GORO_SELECT_RECV ||
          (cases->dir == GORO_SELECT_SEND && (cases->elem != NULL || cases->c->elemsize == 0)))) {
         cases->recv_ok = false;
-        return select_one(cases, 0, false);
+        return select_one(cases, 0, timeout_ns != 0);
     }
     return select_cases(cases, ncases, timeout_ns);
 }

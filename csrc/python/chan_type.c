@@ -607,8 +607,64 @@ static PyObject *core_set_view_types(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* _close_many(chans): close every Chan of the list or tuple, in order, and
+ * ready all their waiters as one batch (pygoro.context's cancel of a wide
+ * tree: one global-queue lock and one wakep for all the woken goroutines
+ * instead of one each). Stops at the first item that is not an open Chan of
+ * objects, raising, after readying the waiters of those it did close. */
+/* Prefetch distances of _close_many's pipeline, in channels: a close of a
+ * cold channel takes ~150 ns, a miss ~100-200 ns here, so each stage runs
+ * two closes ahead of the next. */
+#define CLOSE_AHEAD_OBJ 6
+#define CLOSE_AHEAD_CHAN 4
+#define CLOSE_AHEAD_WAITER 2
+
+static PyObject *core_close_many(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    PyObject *seq = PySequence_Fast(arg, "_close_many() needs a list or tuple of channels");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    struct g *glist = NULL;
+    PyObject *result = Py_None;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* A software pipeline over the cold objects of the closes to come
+         * (see chan_prefetch): the Chan object, then its channel, then the
+         * sudog of its waiter, so that their misses overlap. */
+        if (i + CLOSE_AHEAD_OBJ < n)
+            __builtin_prefetch(items[i + CLOSE_AHEAD_OBJ]);
+        if (i + CLOSE_AHEAD_CHAN < n && PyObject_TypeCheck(items[i + CLOSE_AHEAD_CHAN], &Chan_Type))
+            chan_prefetch(((ChanObject *)items[i + CLOSE_AHEAD_CHAN])->c);
+        if (i + CLOSE_AHEAD_WAITER < n &&
+            PyObject_TypeCheck(items[i + CLOSE_AHEAD_WAITER], &Chan_Type))
+            chan_prefetch_waiter(((ChanObject *)items[i + CLOSE_AHEAD_WAITER])->c);
+        PyObject *o = items[i];
+        if (!PyObject_TypeCheck(o, &Chan_Type)) {
+            PyErr_Format(PyExc_TypeError, "_close_many() item %zd: expected a Chan, not %.100s",
+                         i, Py_TYPE(o)->tp_name);
+            result = NULL;
+            break;
+        }
+        if (check_sendable((ChanObject *)o, "close of") < 0) {
+            result = NULL;
+            break;
+        }
+        if (chan_close_collect(((ChanObject *)o)->c, &glist) == GORO_CLOSED) {
+            PyErr_SetString(bridge_closed_channel_error, "close of closed channel");
+            result = NULL;
+            break;
+        }
+    }
+    go_ready_list(glist);
+    Py_DECREF(seq);
+    return Py_XNewRef(result);
+}
+
 static PyMethodDef chan_module_methods[] = {
     {"_set_view_types", core_set_view_types, METH_VARARGS, NULL},
+    {"_close_many", core_close_many, METH_O, NULL},
     {"select", (PyCFunction)(void (*)(void))core_select, METH_FASTCALL | METH_KEYWORDS,
      "select(*cases, default=False, timeout=None) -> (index, value, ok)"},
     {NULL, NULL, 0, NULL},

@@ -53,6 +53,10 @@ int compat_stop_the_world(void (*fn)(void *), void *arg);
  * update thread_id / native_thread_id for faulthandler and debuggers. */
 void compat_attach(PyThreadState *tstate);
 
+/* In a forked child, on the one thread that survived: forget what
+ * compat_attach cached about the thread (its native id changed). */
+void compat_after_fork_child(void);
+
 /* Release the GIL and detach the calling thread's current tstate, clearing
  * this thread's PyGILState slot and the tstate's bound bit so that no OS
  * thread keeps a pointer to a tstate that may move or be freed. */

@@ -6,10 +6,12 @@
  * snapshot, not a stop-the-world: each field is read once, with a relaxed
  * atomic load where its owner may be writing it (status, wait_reason,
  * wait_since, py), so every value printed is one the goroutine really had,
- * though not necessarily all at the same instant. Holding allglock only
- * pins the list: no goroutine can be added or removed (so none can exit and
- * be reused) while we copy, which is what makes reading the constant fields
- * (goid, entry, arg, label, parent_goid) safe.
+ * though not necessarily all at the same instant. The list also holds the
+ * Gs that died since the last dump, which we skip and unlink. Holding
+ * allglock pins the list and the constant fields (goid, entry, label,
+ * parent_goid): a goroutine may exit while we copy, which leaves them
+ * alone, but a dead G's next life writes them under allglock
+ * (go_spawn_sized), so none is reused under us.
  *
  * Nothing here knows about Python. The bridge (python/dump.c) takes the same
  * snapshot with the GIL held and adds each Python goroutine's frames; a C
@@ -45,13 +47,18 @@ static size_t snapshot_into(struct g_info *out, size_t cap, struct g *self, int6
 {
     size_t n = 0;
     rtlock_lock(&sched.allglock);
-    for (struct g *gp = sched.allg; gp != NULL; gp = gp->alllink_next) {
+    struct g *next;
+    for (struct g *gp = sched.allg; gp != NULL; gp = next) {
+        next = gp->alllink_next;
         uint32_t status = atomic_load_explicit(&gp->status, memory_order_relaxed);
-        /* Dead and on the list: exiting (goexit_m), or just added by
-         * go_spawn and still carrying its previous life's status. Go's
-         * dump skips dead Gs too. */
-        if (status == G_DEAD)
+        /* Dead and on the list: exited since the last dump (goexit_m leaves
+         * the unlinking to us, off the exit path). Go's dump skips dead Gs
+         * too. A G being reused turns live only under allglock, and relinks
+         * itself if we unlinked it (go_spawn_sized). */
+        if (status == G_DEAD) {
+            allg_unlink_locked(gp);
             continue;
+        }
         if (n++ >= cap)
             continue; /* keep counting: the caller retries with room for all */
         struct g_info *gi = &out[n - 1];

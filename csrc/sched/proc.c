@@ -717,11 +717,16 @@ static void gosched_m(struct m *mp, struct g *gp)
 
 static void goexit_m(struct m *mp, struct g *gp)
 {
+    /* The dead G stays on allg for now: unlinking it here would touch its
+     * two neighbours (cold lines of other goroutines' stacks) and the
+     * allglock line on every exit. The next dump, which walks the list
+     * anyway, unlinks it (dump.c), or its stack is freed first (g_release),
+     * or it is reused while still linked, and its next life rewrites under
+     * allglock what a dump reads (go_spawn_sized). */
     atomic_store_explicit(&gp->status, G_DEAD, memory_order_relaxed);
-    allg_remove(gp);
     atomic_fetch_sub_explicit(&sched.ngoroutines, 1, memory_order_relaxed);
-    gp->py = NULL;
-    gp->label = NULL;
+    /* relaxed atomic store: a dump reads py with a relaxed load */
+    __atomic_store_n(&gp->py, NULL, __ATOMIC_RELAXED);
 #ifdef GORO_TSAN
     if (gp->tsan_fiber) {
         __tsan_destroy_fiber(gp->tsan_fiber);
@@ -860,20 +865,27 @@ static void *mstart(void *arg)
 /* ------------------------------------------------------------------------ */
 /* Goroutine creation and exit                                                */
 
-static void allg_add(struct g *gp)
+/* The all-G list holds every live G, and dead ones that exited since the
+ * last dump (see goexit_m). allglock held. */
+static void allg_link_locked(struct g *gp)
 {
-    rtlock_lock(&sched.allglock);
     gp->alllink_prev = NULL;
     gp->alllink_next = sched.allg;
     if (sched.allg)
         sched.allg->alllink_prev = gp;
     sched.allg = gp;
+    gp->on_allg = true;
+}
+
+static void allg_add(struct g *gp)
+{
+    rtlock_lock(&sched.allglock);
+    allg_link_locked(gp);
     rtlock_unlock(&sched.allglock);
 }
 
-static void allg_remove(struct g *gp)
+void allg_unlink_locked(struct g *gp)
 {
-    rtlock_lock(&sched.allglock);
     if (gp->alllink_prev)
         gp->alllink_prev->alllink_next = gp->alllink_next;
     else
@@ -881,7 +893,26 @@ static void allg_remove(struct g *gp)
     if (gp->alllink_next)
         gp->alllink_next->alllink_prev = gp->alllink_prev;
     gp->alllink_next = gp->alllink_prev = NULL;
+    gp->on_allg = false;
+}
+
+static void allg_remove(struct g *gp)
+{
+    rtlock_lock(&sched.allglock);
+    if (gp->on_allg) /* a dump may have unlinked it already */
+        allg_unlink_locked(gp);
     rtlock_unlock(&sched.allglock);
+}
+
+/* Free a dead G and its stack for good. */
+static void g_release(struct g *gp)
+{
+    allg_remove(gp);
+#ifdef GORO_TSAN
+    if (gp->tsan_fiber)
+        __tsan_destroy_fiber(gp->tsan_fiber);
+#endif
+    stack_free_g(gp);
 }
 
 static void gfput(struct p *pp, struct g *gp)
@@ -904,13 +935,8 @@ static void gfput(struct p *pp, struct g *gp)
         gp = NULL;
     }
     rtlock_unlock(&sched.gflock);
-    if (gp) {
-#ifdef GORO_TSAN
-        if (gp->tsan_fiber)
-            __tsan_destroy_fiber(gp->tsan_fiber);
-#endif
-        stack_free_g(gp);
-    }
+    if (gp)
+        g_release(gp);
 }
 
 static struct g *gfget(struct p *pp, size_t size)
@@ -943,7 +969,7 @@ static struct g *gfget(struct p *pp, size_t size)
         rtlock_unlock(&sched.gflock);
     }
     if (gp && stack_size_of(gp) != size) {
-        stack_free_g(gp);
+        g_release(gp);
         gp = NULL;
     }
     return gp;
@@ -987,16 +1013,12 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     if (gp->tsan_fiber == NULL)
         gp->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    gp->goid = atomic_fetch_add_explicit(&sched.goidgen, 1, memory_order_relaxed) + 1;
-    gp->entry = fn;
-    gp->arg = arg;
-    gp->label = label;
-    gp->py = py;
+    uint64_t goid = atomic_fetch_add_explicit(&sched.goidgen, 1, memory_order_relaxed) + 1;
+    uint64_t parent_goid = mp && mp->curg ? mp->curg->goid : 0;
     gp->detached = false;
     gp->pinned = false;
     gp->pinned_m = NULL;
     gp->wait_reason = WAIT_NONE;
-    gp->parent_goid = mp && mp->curg ? mp->curg->goid : 0;
     gp->park_unlock = NULL;
     gp->param = NULL;
     atomic_store_explicit(&gp->select_done, 0, memory_order_relaxed);
@@ -1007,10 +1029,24 @@ struct g *go_spawn_sized(goro_fn fn, void *arg, const char *label, void *py, siz
     __asan_unpoison_memory_region((void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);
 #endif
     ctx_make(&gp->ctx, (void *)gp->stack.lo, gp->stack.hi - gp->stack.lo, goroutine_main, gp);
-    allg_add(gp);
+    /* What a dump reads of a live G is written under allglock, status
+     * included: a reused G may still be on allg (dead, skipped by dumps),
+     * a dump holding the lock must not see these half-written, and one
+     * that sees it dead may unlink it (dump.c) - so it must not turn live
+     * outside the lock, after we decided it was linked. */
+    rtlock_lock(&sched.allglock);
+    gp->goid = goid;
+    gp->parent_goid = parent_goid;
+    gp->entry = fn;
+    gp->label = label;
+    __atomic_store_n(&gp->arg, arg, __ATOMIC_RELAXED);
+    __atomic_store_n(&gp->py, py, __ATOMIC_RELAXED);
+    atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+    if (!gp->on_allg)
+        allg_link_locked(gp);
+    rtlock_unlock(&sched.allglock);
     atomic_fetch_add_explicit(&sched.ngoroutines, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&sched.spawns, 1, memory_order_relaxed);
-    atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
     if (pp && p_accepts_local(pp)) {
         /* Like Go's newproc: the new G goes to runnext, so a spawn-then-wait
          * pattern runs the child next on this P. */
@@ -1168,6 +1204,48 @@ void go_ready(struct g *gp)
         rtlock_unlock(&sched.lock);
     }
     wakep();
+}
+
+void go_ready_list(struct g *glist)
+{
+    struct m *mp = getm();
+    struct p *pp = mp != NULL ? mp->p : NULL;
+    bool local = pp != NULL && p_accepts_local(pp);
+    struct g *head = NULL, *tail = NULL;
+    int32_t n = 0;
+    bool queued = false;
+    while (glist != NULL) {
+        struct g *gp = glist;
+        /* read before the G can run: it reuses schedlink */
+        glist = gp->schedlink;
+        gp->schedlink = NULL;
+        if (gp->is_thread || gp->pinned) {
+            go_ready(gp); /* wakes its own thread or M */
+            continue;
+        }
+        uint32_t st = atomic_load_explicit(&gp->status, memory_order_relaxed);
+        if (unlikely(st != G_WAITING))
+            rt_throw("go_ready of goroutine %llu in status %u", (unsigned long long)gp->goid, st);
+        atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+        queued = true;
+        if (local) {
+            runq_put(pp, gp, true);
+            continue;
+        }
+        if (tail != NULL)
+            tail->schedlink = gp;
+        else
+            head = gp;
+        tail = gp;
+        n++;
+    }
+    if (head != NULL) {
+        rtlock_lock(&sched.lock);
+        globrunq_put_batch(head, tail, n);
+        rtlock_unlock(&sched.lock);
+    }
+    if (queued)
+        wakep();
 }
 
 void go_sched(void)

@@ -231,10 +231,16 @@ struct g *globrunq_get(struct p *pp, int32_t max)
     atomic_fetch_sub_explicit(&sched.runqsize, n, memory_order_relaxed);
     struct g *gp = sched.runqhead;
     sched.runqhead = gp->schedlink;
+    ctx_prefetch(&gp->ctx);
     n--;
     for (; n > 0; n--) {
         struct g *g1 = sched.runqhead;
         sched.runqhead = g1->schedlink;
+        /* We are reading g1's first line anyway (schedlink): start loading
+         * the registers its switch-in will pop, which a burst of readied
+         * long-parked Gs (a cancel waking 1000) would otherwise miss on one
+         * switch after another. */
+        ctx_prefetch(&g1->ctx);
         runq_put(pp, g1, false);
     }
     if (sched.runqhead == NULL)

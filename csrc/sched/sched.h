@@ -88,8 +88,16 @@ struct m {
     bool pin_fresh;               /* no G run since the P was acquired: keep it */
 };
 
+/* Fields are grouped by who writes them, one cache line per group: a
+ * thread that readies Gs into the global queue (under lock) must not keep
+ * stealing the line of the M that is retiring the Gs it ran (allglock,
+ * gflock, the counters). Measured on the 1000-child cancel fan-out
+ * (benchmarks/test_context.py), where both run at once. */
+#define SCHED_CACHE_LINE 64
+
 struct schedt {
-    struct rtlock lock;
+    /* idle Ms and Ps, the global run queue: under lock */
+    _Alignas(SCHED_CACHE_LINE) struct rtlock lock;
 
     /* idle Ms */
     struct m *midle;
@@ -100,7 +108,21 @@ struct schedt {
 
     /* idle Ps */
     struct p *pidle;
-    _Atomic int32_t npidle;
+    int32_t extra_procs;
+    bool sysmon_started;
+
+    /* global run queue (under lock) */
+    struct g *runqhead;
+    struct g *runqtail;
+    _Atomic int32_t runqsize; /* read without the lock as a hint */
+
+    /* timers: the idle M that sleeps until the next timer, if any */
+    struct m *timer_sleeper;
+    int64_t timer_sleep_until;
+
+    /* Read by every wakep (npidle, nmspinning) and every schedule(); written
+     * when Ps go idle or Ms start or stop spinning. */
+    _Alignas(SCHED_CACHE_LINE) _Atomic int32_t npidle;
     _Atomic int32_t nmspinning;
     _Atomic int32_t gomaxprocs;
     /* Live Ps: gomaxprocs plus the extra Ps sysmon lent while some Ps are
@@ -114,37 +136,25 @@ struct schedt {
      * re-check, sysmon, the idle check - covers [0, maxprocs_seen), so such a
      * G is never invisible. Only grows (written under sched.lock). */
     _Atomic int32_t maxprocs_seen;
-    int32_t extra_procs;
-    bool sysmon_started;
-
-    /* global run queue (under lock) */
-    struct g *runqhead;
-    struct g *runqtail;
-    _Atomic int32_t runqsize; /* read without the lock as a hint */
+    /* idle Ms with pinned work waiting for a P (pin.c; under lock) */
+    _Atomic int32_t npinwait;
+    _Atomic int32_t running; /* runtime started and not stopped */
+    _Atomic int32_t stopping;
 
     /* global free Gs (under gflock) */
-    struct rtlock gflock;
+    _Alignas(SCHED_CACHE_LINE) struct rtlock gflock;
     struct g *gfree;
     int ngfree;
 
-    /* all goroutines, for dumps (under allglock) */
-    struct rtlock allglock;
+    /* all goroutines, for dumps (under allglock); see allg_add */
+    _Alignas(SCHED_CACHE_LINE) struct rtlock allglock;
     struct g *allg;
 
-    _Atomic uint64_t goidgen;
+    /* counters, written by every spawn and exit */
+    _Alignas(SCHED_CACHE_LINE) _Atomic uint64_t goidgen;
     _Atomic int64_t ngoroutines;
     _Atomic uint64_t spawns;
     _Atomic uint64_t mparks;
-
-    /* timers: the idle M that sleeps until the next timer, if any */
-    struct m *timer_sleeper;
-    int64_t timer_sleep_until;
-
-    /* idle Ms with pinned work waiting for a P (pin.c; under lock) */
-    _Atomic int32_t npinwait;
-
-    _Atomic int32_t running; /* runtime started and not stopped */
-    _Atomic int32_t stopping;
 };
 
 extern struct schedt sched;
@@ -172,6 +182,9 @@ void stack_check(struct g *gp);
 void stack_stats(uint64_t *mapped, uint64_t *guarded);
 size_t stack_size_of(struct g *gp);
 uintptr_t stack_guard_page(struct g *gp);
+
+/* proc.c, for dump.c: take a dead G off sched.allg; allglock held */
+void allg_unlink_locked(struct g *gp);
 
 /* proc.c, for sysmon.c */
 void wakep(void);
