@@ -355,14 +355,26 @@ def test_signal_that_interrupts_no_system_call_still_reaches_a_blocked_main_thre
 
     code = textwrap.dedent(
         """
-        import _thread, threading
+        import _thread, threading, time
         import pygoro
         from pygoro import chan, select
         from pygoro.sync import Mutex
         import pygoro.time as gtime
-        alive = threading.Event()   # another thread alive: no DeadlockError
-        keeper = threading.Thread(target=alive.wait)
-        keeper.start()
+        # One interrupter thread, also keeping the program from looking
+        # deadlocked: 50 ms after each request it trips SIGINT. (A thread
+        # started per op could fire before start() returned: on 3.13t a
+        # start() there has taken 50-150 ms.)
+        request, stop = threading.Event(), False
+        def interrupter():
+            while True:
+                request.wait()
+                request.clear()
+                if stop:
+                    return
+                time.sleep(0.05)
+                _thread.interrupt_main()
+        t = threading.Thread(target=interrupter)
+        t.start()
         mu = Mutex(); mu.lock()
         far = gtime.Timer(3600)  # a pending timer: the runtime is not idle
         c = chan()
@@ -370,15 +382,17 @@ def test_signal_that_interrupts_no_system_call_still_reaches_a_blocked_main_thre
                "select": lambda: select(c.recv_case()),
                "sleep": lambda: gtime.sleep(3600), "lock": mu.lock}
         for name, op in ops.items():
-            threading.Timer(0.05, _thread.interrupt_main).start()
             try:
+                request.set()
                 op()
             except KeyboardInterrupt:
                 print(name, "interrupted")
         # nothing was left queued: a sender and a receiver still pair up
         pygoro.go(c.send, "v")
         print("after:", c.recv())
-        alive.set()
+        stop = True
+        request.set()
+        t.join()
         """
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
