@@ -22,6 +22,7 @@
  */
 #include "bridge.h"
 #include "../chan/chan.h"
+#include "compat.h"
 
 #include <math.h>
 
@@ -64,8 +65,16 @@ int bridge_after_interrupt(const char *what)
      * (a goroutine, a thread), which the deadlock check below must see.
      * It also turns the 100 ms idle tick into a second chance for a signal
      * that arrived just before the wait began (no EINTR then). */
+    bool handlers_ran = compat_signal_tripped() != 0;
     if (bridge_handle_interrupt() < 0)
         return -1;
+    /* No verdict right after a handler ran: what it started may need us
+     * back in the wait queue (a free-threaded build runs a goroutine it
+     * spawned at once, which then parks sending to us, and the runtime
+     * looks idle while we are out of the queue). The caller waits again;
+     * the next idle tick, taken while queued, decides. */
+    if (handlers_ran)
+        return 0;
     if (goro_runtime_idle() && !in_goroutine()) {
         PyObject *n = PyObject_CallNoArgs(threading_active_count);
         if (n == NULL)
