@@ -256,6 +256,7 @@ time.sleep(0.05)
 ch = pygoro.chan()
 rfd, wfd = os.pipe()
 delay = [0.0]
+sent_at = [0.0]
 def killer():
     while True:
         os.read(rfd, 1)
@@ -263,26 +264,34 @@ def killer():
         while time.perf_counter() < t_end:
             pass
         signal.pthread_kill(main, signal.SIGINT)
+        sent_at[0] = time.monotonic()
 threading.Thread(target=killer, daemon=True).start()
+fired_at = [0.0]
+def rescue_fn():
+    fired_at[0] = time.monotonic()
+    signal.pthread_kill(main, signal.SIGINT)
 rng = random.Random(int(sys.argv[1]))
 late = []
 for i in range(int(sys.argv[2])):
     delay[0] = rng.random() * 0.00005  # lands around the start of the wait
-    rescue = threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGINT))
-    t0 = time.monotonic()
+    sent_at[0] = fired_at[0] = 0.0
+    rescue = threading.Timer(1.0, rescue_fn)
     try:
         rescue.start()
         os.write(wfd, b"x")
         ch.recv()
     except KeyboardInterrupt:
         pass
-    if time.monotonic() - t0 > 0.5:
-        late.append(i)  # only the rescue's signal ended the wait
     rescue.cancel()
     try:
         time.sleep(0.002)
     except KeyboardInterrupt:
         pass
+    # Lost: the killer's signal was sent well over a tick (100 ms) before
+    # the rescue's, and only the rescue ended the wait. A merely slow round
+    # on a loaded machine (the killer itself late) is not a loss.
+    if fired_at[0] and sent_at[0] and fired_at[0] - sent_at[0] > 0.3:
+        late.append(i)
 print("late", len(late), late[:10])
 """
 
