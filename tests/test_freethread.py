@@ -283,3 +283,64 @@ def test_context_subtree_is_canceled_when_the_parent_looks_done():
         """
     )
     assert out == {"late": 0}
+
+
+def test_stop_the_world_completes_while_goroutines_and_main_thread_are_parked():
+    """CPython's stop-the-world (its collector, a thread start that grows
+    the QSBR array, settrace on every thread) waits for each *attached*
+    thread state to reach its eval breaker, so every runtime wait must detach
+    first: a goroutine's M asleep in the scheduler and the main thread parked
+    in a channel operation (whose 100 ms tick only looks for signals and a
+    deadlock, it never reaches an eval breaker). Once pygoro's own dump lists
+    the main thread blocked in recv and 20 goroutines parked in every kind of
+    wait (a pending timer keeps the runtime busy), a plain thread collects
+    garbage, starts a thread and sets and clears a trace function on all
+    threads, then sends what the main thread waits for. A wait left attached
+    hangs the program (run_program's timeout): it did with the main thread's
+    PyEval_SaveThread removed from thread_block_begin."""
+    out = run_program(
+        """
+        import gc, json, sys, threading, time
+        import pygoro
+        from pygoro import chan, select
+        from pygoro.sync import Mutex, RWMutex, WaitGroup
+        import pygoro.time as gtime
+        block, release = chan(), chan()
+        mu, rw = Mutex(), RWMutex()
+        mu.lock(); rw.lock()
+        done = WaitGroup()
+        for i in range(4):
+            pygoro.go(block.recv)
+            pygoro.go(mu.lock)
+            pygoro.go(rw.rlock)
+            pygoro.go(gtime.sleep, 3600)
+            pygoro.go(select, block.recv_case())
+            done.add(1)
+            pygoro.go(done.done)  # its thread state goes back to its M's pool
+        done.wait()
+        far = gtime.Timer(3600)
+        steps = []
+        def parked():
+            gs = pygoro.runtime.goroutines(frames=False, threads=True)
+            return (sum(g.thread is None and g.state not in ("runnable", "running") for g in gs),
+                    any(g.thread == "MainThread" for g in gs))
+        def prober():
+            while parked() != (20, True):  # every goroutine and the main thread
+                time.sleep(0.005)
+            gc.collect()
+            steps.append("collected")
+            t = threading.Thread(target=steps.append, args=("thread ran",))
+            t.start(); t.join()
+            threading.settrace_all_threads(lambda *a: None)
+            threading.settrace_all_threads(None)
+            steps.append("traced")
+            release.send("released")
+        t = threading.Thread(target=prober)
+        t.start()
+        got = release.recv()
+        t.join()
+        print(json.dumps({"steps": steps, "main": got, "gil": sys._is_gil_enabled()}))
+        """,
+        timeout=60,
+    )
+    assert out == {"steps": ["collected", "thread ran", "traced"], "main": "released", "gil": False}
