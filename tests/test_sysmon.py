@@ -45,3 +45,52 @@ def test_blocking_calls_do_not_stall_the_scheduler():
         assert after > before  # the yielding goroutine kept running
     finally:
         runtime.gomaxprocs(old)
+
+
+
+_WAKEUPS_WITH_A_FAR_TIMER = """
+import os, time
+import pygoro, pygoro.time as gtime
+
+def voluntary_switches():
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return total
+
+c = pygoro.chan()
+pygoro.go(c.send, 1)
+c.recv()  # the runtime has started
+far = gtime.Timer(3600)
+time.sleep(0.1)
+before = voluntary_switches()
+time.sleep(1.0)
+print(voluntary_switches() - before)
+"""
+
+
+def test_pending_timer_does_not_keep_sysmon_polling():
+    """With nothing running and only a far timer pending, sysmon sleeps at
+    its idle rate (20 ms) like an idle program: ~50 thread wakeups a second
+    in all, where it used to wake every millisecond (~940) because a pending
+    timer made the runtime look busy. Timers have their own sleeping M. In a
+    fresh interpreter: goroutines other tests left would keep a P busy."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("needs Linux /proc")
+    r = subprocess.run([sys.executable, "-c", _WAKEUPS_WITH_A_FAR_TIMER],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    wakeups = int(r.stdout)
+    assert wakeups < 300, f"{wakeups} thread wakeups in 1 s with nothing to run"

@@ -1111,19 +1111,33 @@ static void thread_park(struct g *gp, park_unlock_fn unlockf, void *arg, enum wa
     atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
 }
 
-bool goro_runtime_idle(void)
+/* Every P idle and no M spinning (a retiring P still running its last
+ * goroutine counts as busy: that goroutine can ready others). */
+static bool procs_idle(void)
 {
-    if (!atomic_load_explicit(&sched.running, memory_order_acquire))
-        return true;
     int32_t procs = atomic_load(&sched.nprocs);
     if (atomic_load(&sched.npidle) != procs || atomic_load(&sched.nmspinning) != 0)
         return false;
-    /* A retiring P (id >= nprocs) is in neither count while its M still runs
-     * a goroutine there: that goroutine can wake us. */
     int32_t seen = procs_scan_bound();
     for (int32_t i = procs; i < seen; i++)
         if (atomic_load(&allp[i].status) == P_RUNNING)
             return false;
+    return true;
+}
+
+bool sched_idle_but_timers(void)
+{
+    return procs_idle() && !any_work_queued() && !pin_any_queued();
+}
+
+bool goro_runtime_idle(void)
+{
+    if (!atomic_load_explicit(&sched.running, memory_order_acquire))
+        return true;
+    if (!procs_idle())
+        return false;
+    /* Timers before the queues: a timer being run may ready a goroutine;
+     * once it has, the queues show it. */
     if (!timers_quiet())
         return false;
     return !any_work_queued() && !pin_any_queued();

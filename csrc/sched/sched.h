@@ -216,6 +216,9 @@ bool pin_handoff(struct m *mp);
 void pin_unmark_locked(struct m *mp);
 /* Is a pinned G queued anywhere? Takes sched.lock. */
 bool pin_any_queued(void);
+/* goro_runtime_idle without the timers: nothing runs, spins or is queued.
+ * Pending timers have their own sleeping M (sched_timers_changed). */
+bool sched_idle_but_timers(void);
 void pin_after_fork_child(struct m *self);
 
 /* sysmon.c */

@@ -24,8 +24,8 @@
  * long-running goroutine (timers need no P).
  *
  * It sleeps SYSMON_BUSY_NS between checks while any P runs and
- * SYSMON_IDLE_NS when the runtime is idle, so an idle program costs a few
- * wakeups a second.
+ * SYSMON_IDLE_NS when none does, pending timers or not, so an idle program
+ * costs a few wakeups a second.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -140,7 +140,11 @@ static void *sysmon_main(void *arg)
             return NULL;
         int64_t now = nanotime();
         sysmon_check(now);
-        int64_t sleep_ns = goro_runtime_idle() ? SYSMON_IDLE_NS : SYSMON_BUSY_NS;
+        /* Not goro_runtime_idle(): a pending timer (a Timer(3600) held by
+         * the program) would keep us at the busy rate, ~1000 wakeups a
+         * second with nothing running. Timers have their own sleeper;
+         * sysmon only runs the overdue ones while every M is busy. */
+        int64_t sleep_ns = sched_idle_but_timers() ? SYSMON_IDLE_NS : SYSMON_BUSY_NS;
         note_timedsleep(&mon.wake, sleep_ns, false, NULL);
         note_clear(&mon.wake);
     }
