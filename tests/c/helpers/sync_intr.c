@@ -605,3 +605,154 @@ int64_t intr_sema_withdraw(int n, int victim)
     free(q);
     return atomic_load(&nerr);
 }
+
+/* ---- A Mutex wakeup owed to a withdrawn waiter, taken by an arrival ----
+ * Deterministic. An interruptible thread T waits for a Mutex; an Unlock
+ * picks it (T uncounted, WOKEN set, or in starvation mode a handoff) and,
+ * before the Unlock's semrelease puts the count in the semaphore, a signal
+ * makes T withdraw. The wakeup is owed to T, so T queues for it again. The
+ * count then lands in the semaphore just as a counted arrival looks there:
+ * the arrival takes it in semacquire's fast path and acts as the woken
+ * waiter (here it ends up holding the lock), and T's place is covered by
+ * the arrival's count: T now waits for whatever Unlock comes next. That
+ * wait must still end on a signal (Ctrl-C, the deadlock check), or T hangs
+ * for as long as the lock is held, here until T returns.
+ *
+ * The driver (a plain thread) plays the Unlock, the barger and the arrival
+ * by doing their atomic steps on the state word and the semaphore itself,
+ * in the order above. The releaser's semrelease is its add to the count;
+ * the rest of it would dequeue T, who would find no count and queue again
+ * at the front: the same queue, so it is left out.
+ *   variant 0  normal mode: the arrival takes the lock as the woken waiter
+ *   variant 1  starvation mode: the arrival takes the handoff and, not
+ *              starving itself, leaves starvation mode
+ *   variant 2  as 1, but the arrival is starving: the mode stays */
+
+#define OWED_STUCK_NS (10 * SEC) /* a hang detector: a correct T is out after a signal or two */
+
+struct owed {
+    goro_mutex_t mu;
+    _Atomic int result; /* -1 while T is inside mutex_lock_ex */
+};
+
+static void *owed_thread(void *p)
+{
+    struct owed *o = p;
+    goro_thread_set_interruptible(true);
+    int r = mutex_lock_ex(&o->mu, WAIT_MUTEX, false, true);
+    goro_thread_set_interruptible(false);
+    if (r == GORO_OK)
+        goro_mutex_unlock(&o->mu);
+    atomic_store(&o->result, r);
+    return NULL;
+}
+
+static bool owed_step(struct owed *o, int32_t from, int32_t to, const char *what)
+{
+    int32_t old = from;
+    if (atomic_compare_exchange_strong(&o->mu.state, &old, to))
+        return true;
+    CHECK(false, "owed: %s: state %#x, want %#x", what, (unsigned)old, (unsigned)from);
+    return false;
+}
+
+/* Signal t a few times, 1 ms apart: one of them lands in its futex wait. */
+static void owed_kick(pthread_t t)
+{
+    for (int i = 0; i < 5; i++) {
+        pthread_kill(t, SIGUSR1);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void owed_round(int variant)
+{
+    const int32_t W = (int32_t)1 << MUTEX_WAITER_SHIFT;
+    struct owed *o = calloc(1, sizeof *o);
+    atomic_store(&o->result, -1);
+    goro_mutex_lock(&o->mu);
+    pthread_t t;
+    if (pthread_create(&t, NULL, owed_thread, o) != 0)
+        abort();
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (sema_nwaiters(&o->mu.sema) != 1) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: owed: T never queued\n");
+            stuck_abort();
+        }
+        sched_yield();
+    }
+    bool ok;
+    int32_t picked; /* the state once the Unlock has picked T */
+    if (variant == 0) {
+        /* Unlock: LOCKED off, then (unlock_slow) T uncounted and WOKEN. */
+        picked = MUTEX_WOKEN;
+        ok = owed_step(o, MUTEX_LOCKED | W, picked, "unlock");
+    } else {
+        /* Starvation mode with T the only waiter, LOCKED held: reached when
+         * a starving waiter set STARVING and then withdrew itself (an
+         * interrupted thread uncounts and keeps the mode while others are
+         * counted). Unlock clears LOCKED and hands off to the queue. */
+        picked = MUTEX_STARVING | W;
+        ok = owed_step(o, MUTEX_LOCKED | W, picked, "starving unlock");
+    }
+    /* T withdraws and, the wakeup being owed to it, queues for it again. */
+    owed_kick(t);
+    CHECK(atomic_load(&o->result) == -1, "owed: T returned %d before its wakeup came",
+          atomic_load(&o->result));
+    CHECK(sema_nwaiters(&o->mu.sema) == 1, "owed: T not queued again (%d queued)",
+          sema_nwaiters(&o->mu.sema));
+    CHECK(atomic_load(&o->mu.state) == picked, "owed: state %#x after T's withdrawal",
+          (unsigned)atomic_load(&o->mu.state));
+    if (ok && variant == 0) {
+        /* A barger takes the free lock; an arrival counts itself; the
+         * barger unlocks (WOKEN set: it wakes nobody). */
+        CHECK(goro_mutex_trylock(&o->mu), "owed: barger");
+        ok = owed_step(o, MUTEX_LOCKED | MUTEX_WOKEN, MUTEX_LOCKED | MUTEX_WOKEN | W, "arrival");
+        CHECK(goro_mutex_unlock(&o->mu) == GORO_OK, "owed: barger unlock");
+    } else if (ok) {
+        /* An arrival in starvation mode counts itself and queues. */
+        ok = owed_step(o, picked, picked + W, "starving arrival");
+    }
+    /* The Unlock's semrelease adds its count; the arrival, in its
+     * semacquire, takes it through the fast path. */
+    atomic_fetch_add(&o->mu.sema, 1);
+    CHECK(sema_tryacquire(&o->mu.sema), "owed: arrival's fast path");
+    if (ok && variant == 0) {
+        /* Woken (as it thinks), it finds the lock free and takes it,
+         * clearing WOKEN. */
+        ok = owed_step(o, MUTEX_WOKEN | W, MUTEX_LOCKED | W, "woken arrival");
+    } else if (ok) {
+        /* Handed the lock (as it thinks): mutex_take_handoff. */
+        int32_t delta = MUTEX_LOCKED - W - (variant == 1 ? MUTEX_STARVING : 0);
+        atomic_fetch_add(&o->mu.state, delta);
+    }
+    /* The arrival holds the lock and keeps it until T is out. */
+    deadline = goro_nanotime() + OWED_STUCK_NS;
+    while (ok && atomic_load(&o->result) == -1 && goro_nanotime() < deadline) {
+        pthread_kill(t, SIGUSR1);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    int r = atomic_load(&o->result);
+    CHECK(r == GORO_INTERRUPTED, "owed variant %d: T %s (state %#x, %d queued)", variant,
+          r == -1 ? "still waiting while the lock is held: its wait no longer ends on a signal"
+                  : "returned a lock it cannot have got",
+          (unsigned)atomic_load(&o->mu.state), sema_nwaiters(&o->mu.sema));
+    CHECK(goro_mutex_unlock(&o->mu) == GORO_OK, "owed: arrival unlock");
+    pthread_join(t, NULL); /* a T still waiting gets this Unlock's wakeup */
+    CHECK(atomic_load(&o->mu.state) == 0, "owed: state left %#x", (unsigned)atomic_load(&o->mu.state));
+    CHECK(atomic_load(&o->mu.sema) == 0 && sema_nwaiters(&o->mu.sema) == 0, "owed: sema left %u/%d",
+          atomic_load(&o->mu.sema), sema_nwaiters(&o->mu.sema));
+    free(o);
+}
+
+int64_t intr_mutex_owed_stolen(int variant, int rounds)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    for (int i = 0; i < rounds && atomic_load(&nerr) == 0; i++)
+        owed_round(variant);
+    return atomic_load(&nerr);
+}
