@@ -89,16 +89,25 @@ static void mutex_pass_wakeup(goro_mutex_t *m)
  * seen). We are still counted as a waiter and LOCKED is clear: set LOCKED,
  * uncount ourselves, and leave starvation mode if we did not starve or are
  * the last waiter; do it now, or two goroutines alternating on the lock
- * could keep it in starvation mode (slow) forever. */
+ * could keep it in starvation mode (slow) forever.
+ * A CAS, where Go adds: in Go nobody else lowers the waiter count while a
+ * handoff is in flight, so "last waiter" cannot change between the load and
+ * the add. Here a withdrawing thread may uncount itself just then
+ * (mutex_withdraw: starvation mode, LOCKED clear, another waiter counted),
+ * and an add decided on the old count would keep starvation mode with no
+ * waiter left: our Unlock would hand the lock to nobody. */
 static void mutex_take_handoff(goro_mutex_t *m, bool starving)
 {
     int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
-    if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) != 0 || waiters_of(old) == 0)
-        rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
-    int32_t delta = MUTEX_LOCKED - MUTEX_WAITER;
-    if (!starving || waiters_of(old) == 1)
-        delta -= MUTEX_STARVING;
-    atomic_fetch_add_explicit(&m->state, delta, memory_order_acquire);
+    for (;;) {
+        if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) != 0 || waiters_of(old) == 0)
+            rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
+        int32_t new = old + MUTEX_LOCKED - MUTEX_WAITER;
+        if (!starving || waiters_of(old) == 1)
+            new &= ~MUTEX_STARVING;
+        if (cas_state(m, &old, new, memory_order_acquire))
+            return;
+    }
 }
 
 /* A wakeup or a handoff is owed to a waiter counted as us, and we are no

@@ -87,3 +87,15 @@ def test_mutex_owed_wakeup_taken_by_arrival(clib, variant):
     Unlock, must still leave on a signal (sync_intr.c, owed_round)."""
     ffi, lib = clib
     assert lib.intr_mutex_owed_stolen(variant, 5) == 0
+
+
+def test_mutex_handoff_taken_while_other_waiter_withdraws(clib):
+    """A starving waiter takes a handoff while the only other waiter, an
+    interrupted thread, uncounts itself (sync_intr.c,
+    intr_mutex_handoff_race): starvation mode must not outlive the last
+    waiter."""
+    ffi, lib = clib
+    hit = ffi.new("int64_t *")
+    assert lib.intr_mutex_handoff_race(100 // SCALE, hit) == 0
+    print(f"\nT withdrew in {hit[0]} rounds")
+    assert hit[0] > 0
