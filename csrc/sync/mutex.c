@@ -89,30 +89,44 @@ static void mutex_pass_wakeup(goro_mutex_t *m)
  * seen). We are still counted as a waiter and LOCKED is clear: set LOCKED,
  * uncount ourselves, and leave starvation mode if we did not starve or are
  * the last waiter; do it now, or two goroutines alternating on the lock
- * could keep it in starvation mode (slow) forever. */
+ * could keep it in starvation mode (slow) forever.
+ * A CAS, where Go adds: in Go nobody else lowers the waiter count while a
+ * handoff is in flight, so "last waiter" cannot change between the load and
+ * the add. Here a withdrawing thread may uncount itself just then
+ * (mutex_withdraw: starvation mode, LOCKED clear, another waiter counted),
+ * and an add decided on the old count would keep starvation mode with no
+ * waiter left: our Unlock would hand the lock to nobody. */
 static void mutex_take_handoff(goro_mutex_t *m, bool starving)
 {
     int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
-    if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) != 0 || waiters_of(old) == 0)
-        rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
-    int32_t delta = MUTEX_LOCKED - MUTEX_WAITER;
-    if (!starving || waiters_of(old) == 1)
-        delta -= MUTEX_STARVING;
-    atomic_fetch_add_explicit(&m->state, delta, memory_order_acquire);
+    for (;;) {
+        if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) != 0 || waiters_of(old) == 0)
+            rt_throw("sync: inconsistent mutex state %#x", (unsigned)old);
+        int32_t new = old + MUTEX_LOCKED - MUTEX_WAITER;
+        if (!starving || waiters_of(old) == 1)
+            new &= ~MUTEX_STARVING;
+        if (cas_state(m, &old, new, memory_order_acquire))
+            return;
+    }
 }
 
 /* A wakeup or a handoff is owed to a waiter counted as us, and we are no
- * longer queued for it. Queue again, uninterruptibly (at the front: it is
- * close), and act on the count we get as a woken waiter would. It need not
- * be the count we expected: a counted arrival may take a count released to
- * an empty queue through semacquire's fast path and act as the woken one,
- * and then our place is covered by its count and a later Unlock wakes us,
- * possibly after the mode changed. Hence no inference from the state we saw
- * before queueing, only from the state after the wakeup, as in
- * mutex_lock_slow. */
-static void mutex_take_owed_wakeup(goro_mutex_t *m, enum wait_reason reason)
+ * longer queued for it. Queue again (at the front: it is close) and act on
+ * the count we get as a woken waiter would: true. It need not be the count
+ * we expected: a counted arrival may take a count released to an empty
+ * queue through semacquire's fast path and act as the woken one; then our
+ * place is covered by its count, and what we wait for now is some later
+ * Unlock, possibly after the mode changed. Hence no inference from the
+ * state we saw before queueing, only from the state after the wakeup, as
+ * in mutex_lock_slow. And hence the wait stays interruptible: that later
+ * Unlock may never come (its holder may be waiting for us), and a thread
+ * stuck here would be deaf to Ctrl-C and to the deadlock check. A signal
+ * that comes first leaves us counted with no count and not queued, exactly
+ * as before (false): the caller decides again, from the state now. */
+static bool mutex_take_owed_wakeup(goro_mutex_t *m, enum wait_reason reason)
 {
-    semacquire1(&m->sema, true, reason);
+    if (sema_acquire(&m->sema, true, reason, true) == SEMA_WITHDRAWN)
+        return false;
     int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
     if ((old & MUTEX_STARVING) != 0) {
         mutex_take_handoff(m, false);
@@ -120,6 +134,7 @@ static void mutex_take_owed_wakeup(goro_mutex_t *m, enum wait_reason reason)
     } else {
         mutex_pass_wakeup(m);
     }
+    return true;
 }
 
 /* An interrupted thread that is counted as a waiter but holds no sema count
@@ -140,7 +155,11 @@ static void mutex_take_owed_wakeup(goro_mutex_t *m, enum wait_reason reason)
  *     leave starvation mode, or the holder's Unlock would hand the lock to
  *     nobody and leave it unusable by try_lock until the next lock().
  * The owed cases decide from a plain load: staying counted is always safe,
- * only uncounting needs the CAS.
+ * only uncounting needs the CAS. An owed wait cut short by another signal
+ * starts over: the precondition above holds again, and if an arrival took
+ * the count meanwhile we are now covered by the waiter count and uncount
+ * (normal mode: waiters > 0; starvation mode: LOCKED set, or another
+ * counted waiter), so the loop ends once the state has moved on.
  */
 static void mutex_withdraw(goro_mutex_t *m, enum wait_reason reason)
 {
@@ -148,16 +167,20 @@ static void mutex_withdraw(goro_mutex_t *m, enum wait_reason reason)
     for (;;) {
         int32_t w = waiters_of(old);
         int32_t new = old - MUTEX_WAITER;
+        bool owed = false;
         if ((old & MUTEX_STARVING) != 0) {
-            if ((old & MUTEX_LOCKED) == 0 && w == 1) {
-                mutex_take_owed_wakeup(m, reason);
-                return;
-            }
-            if (w == 1)
+            if ((old & MUTEX_LOCKED) == 0 && w == 1)
+                owed = true;
+            else if (w == 1)
                 new &= ~MUTEX_STARVING;
         } else if (w == 0) {
-            mutex_take_owed_wakeup(m, reason);
-            return;
+            owed = true;
+        }
+        if (owed) {
+            if (mutex_take_owed_wakeup(m, reason))
+                return;
+            old = atomic_load_explicit(&m->state, memory_order_relaxed);
+            continue;
         }
         if (cas_state(m, &old, new, memory_order_relaxed))
             return;

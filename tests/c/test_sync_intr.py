@@ -78,3 +78,24 @@ def test_sema_withdraw_from_each_position(clib, victim):
     keep their FIFO order and every release reaches one of them."""
     ffi, lib = clib
     assert lib.intr_sema_withdraw(4, victim) == 0
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2], ids=["normal", "handoff", "handoff-starving"])
+def test_mutex_owed_wakeup_taken_by_arrival(clib, variant):
+    """A wakeup owed to a withdrawn waiter is taken by a counted arrival
+    through semacquire's fast path; the waiter, now waiting for some later
+    Unlock, must still leave on a signal (sync_intr.c, owed_round)."""
+    ffi, lib = clib
+    assert lib.intr_mutex_owed_stolen(variant, 5) == 0
+
+
+def test_mutex_handoff_taken_while_other_waiter_withdraws(clib):
+    """A starving waiter takes a handoff while the only other waiter, an
+    interrupted thread, uncounts itself (sync_intr.c,
+    intr_mutex_handoff_race): starvation mode must not outlive the last
+    waiter."""
+    ffi, lib = clib
+    hit = ffi.new("int64_t *")
+    assert lib.intr_mutex_handoff_race(100 // SCALE, hit) == 0
+    print(f"\nT withdrew in {hit[0]} rounds")
+    assert hit[0] > 0

@@ -60,6 +60,41 @@ static void spin_for(int64_t ns)
         ;
 }
 
+/* ---- keeping the runtime busy ----
+ * An interruptible thread parked while the runtime is idle wakes every
+ * 100 ms for the deadlock check and withdraws (thread_park). The
+ * deterministic drivers below, which run no goroutines, need their waiters
+ * to stay queued until signalled, however slow the machine: a goroutine
+ * sleeping 1 ms at a time keeps a timer pending, so the runtime is never
+ * idle. (Under load a setup took over 100 ms and waiters left early.) */
+
+struct busy {
+    _Atomic int stop, stopped;
+};
+
+static void busy_goroutine(void *p)
+{
+    struct busy *b = p;
+    while (!atomic_load(&b->stop))
+        goro_sleep(1000000);
+    atomic_store(&b->stopped, 1);
+}
+
+static void busy_start(struct busy *b)
+{
+    atomic_store(&b->stop, 0);
+    atomic_store(&b->stopped, 0);
+    if (goro_go(busy_goroutine, b) != GORO_OK)
+        abort();
+}
+
+static void busy_stop(struct busy *b)
+{
+    atomic_store(&b->stop, 1);
+    while (!atomic_load(&b->stopped))
+        sched_yield();
+}
+
 /* ---- the signaller: pthread_kill every target until told to stop ---- */
 
 struct signaller {
@@ -144,6 +179,14 @@ struct stress {
 static void critical(struct stress *st)
 {
     CHECK(atomic_fetch_add(&st->inside, 1) == 0, "two holders inside");
+    /* Starvation mode always has a waiter to hand the lock to: whoever sets
+     * STARVING counts itself, and the last waiter to leave (a handoff taker,
+     * a withdrawing thread) clears it in the same atomic step. Otherwise our
+     * Unlock would hand the lock to nobody. (st->mu is unused, zero, in the
+     * RWMutex stress.) */
+    int32_t ms = atomic_load(&st->mu.state);
+    CHECK((ms & MUTEX_STARVING) == 0 || (ms >> MUTEX_WAITER_SHIFT) > 0,
+          "holder sees starvation mode with no waiter: state %#x", (unsigned)ms);
     CHECK(atomic_load(&st->readers) == 0, "a reader inside with a writer");
     st->counter++;
     if (st->hold_ns && (st->counter & 7) == 0)
@@ -553,6 +596,8 @@ int64_t intr_sema_withdraw(int n, int victim)
         return -1;
     struct sema_q *q = calloc(1, sizeof *q);
     struct sema_q_arg args[9];
+    struct busy busy;
+    busy_start(&busy);
     for (int i = 0; i < n; i++) {
         atomic_store(&q->result[i], -1);
         args[i] = (struct sema_q_arg){q, i};
@@ -602,6 +647,324 @@ int64_t intr_sema_withdraw(int n, int victim)
     }
     CHECK(atomic_load(&q->sema) == 0 && sema_nwaiters(&q->sema) == 0, "sema left %u/%d",
           atomic_load(&q->sema), sema_nwaiters(&q->sema));
+    busy_stop(&busy);
     free(q);
+    return atomic_load(&nerr);
+}
+
+/* ---- A Mutex wakeup owed to a withdrawn waiter, taken by an arrival ----
+ * Deterministic. An interruptible thread T waits for a Mutex; an Unlock
+ * picks it (T uncounted, WOKEN set, or in starvation mode a handoff) and,
+ * before the Unlock's semrelease puts the count in the semaphore, a signal
+ * makes T withdraw. The wakeup is owed to T, so T queues for it again. The
+ * count then lands in the semaphore just as a counted arrival looks there:
+ * the arrival takes it in semacquire's fast path and acts as the woken
+ * waiter (here it ends up holding the lock), and T's place is covered by
+ * the arrival's count: T now waits for whatever Unlock comes next. That
+ * wait must still end on a signal (Ctrl-C, the deadlock check), or T hangs
+ * for as long as the lock is held, here until T returns.
+ *
+ * The driver (a plain thread) plays the Unlock, the barger and the arrival
+ * by doing their atomic steps on the state word and the semaphore itself,
+ * in the order above. The releaser's semrelease is its add to the count;
+ * the rest of it would dequeue T, who would find no count and queue again
+ * at the front: the same queue, so it is left out.
+ *   variant 0  normal mode: the arrival takes the lock as the woken waiter
+ *   variant 1  starvation mode: the arrival takes the handoff and, not
+ *              starving itself, leaves starvation mode
+ *   variant 2  as 1, but the arrival is starving: the mode stays */
+
+#define OWED_STUCK_NS (10 * SEC) /* a hang detector: a correct T is out after a signal or two */
+
+struct owed {
+    goro_mutex_t mu;
+    _Atomic int result; /* -1 while T is inside mutex_lock_ex */
+};
+
+/* On an interruptible thread: one mutex_lock_ex (unlocking again if it got
+ * the lock); its result goes to *result. */
+static void intr_lock_once(goro_mutex_t *m, _Atomic int *result)
+{
+    goro_thread_set_interruptible(true);
+    int r = mutex_lock_ex(m, WAIT_MUTEX, false, true);
+    goro_thread_set_interruptible(false);
+    if (r == GORO_OK)
+        goro_mutex_unlock(m);
+    atomic_store(result, r);
+}
+
+static void *owed_thread(void *p)
+{
+    struct owed *o = p;
+    intr_lock_once(&o->mu, &o->result);
+    return NULL;
+}
+
+static bool owed_step(struct owed *o, int32_t from, int32_t to, const char *what)
+{
+    int32_t old = from;
+    if (atomic_compare_exchange_strong(&o->mu.state, &old, to))
+        return true;
+    CHECK(false, "owed: %s: state %#x, want %#x", what, (unsigned)old, (unsigned)from);
+    return false;
+}
+
+/* One step of a waiter's algorithm, as a CAS loop on the state now: a late
+ * signal may make T decide again meanwhile (and uncount itself, once the
+ * arrival's count covers it), which is just another interleaving. */
+static bool owed_apply(struct owed *o, int32_t (*step)(int32_t), const char *what)
+{
+    int32_t old = atomic_load(&o->mu.state);
+    for (;;) {
+        int32_t new = step(old);
+        if (new == -1) {
+            CHECK(false, "owed: %s: state %#x", what, (unsigned)old);
+            return false;
+        }
+        if (atomic_compare_exchange_weak(&o->mu.state, &old, new))
+            return true;
+    }
+}
+
+#define OWED_W ((int32_t)1 << MUTEX_WAITER_SHIFT)
+
+/* An arrival finding the lock held (or the Mutex starving) counts itself. */
+static int32_t owed_arrive(int32_t old)
+{
+    return (old & (MUTEX_LOCKED | MUTEX_STARVING)) != 0 ? old + OWED_W : -1;
+}
+
+/* mutex_lock_slow, woken in normal mode, finding the lock free: take it,
+ * clear WOKEN. */
+static int32_t owed_woken_takes(int32_t old)
+{
+    if ((old & (MUTEX_WOKEN | MUTEX_LOCKED | MUTEX_STARVING)) != MUTEX_WOKEN)
+        return -1;
+    return (old | MUTEX_LOCKED) & ~MUTEX_WOKEN;
+}
+
+/* mutex_take_handoff(starving = false / true). */
+static int32_t owed_handoff(int32_t old, bool starving)
+{
+    if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) != 0 || (old & MUTEX_STARVING) == 0 ||
+        (old >> MUTEX_WAITER_SHIFT) == 0)
+        return -1;
+    int32_t new = old + MUTEX_LOCKED - OWED_W;
+    if (!starving || (old >> MUTEX_WAITER_SHIFT) == 1)
+        new &= ~MUTEX_STARVING;
+    return new;
+}
+
+static int32_t owed_handoff_calm(int32_t old)
+{
+    return owed_handoff(old, false);
+}
+
+static int32_t owed_handoff_starving(int32_t old)
+{
+    return owed_handoff(old, true);
+}
+
+/* Signal t a few times, 1 ms apart: one of them lands in its futex wait. */
+static void owed_kick(pthread_t t)
+{
+    for (int i = 0; i < 5; i++) {
+        pthread_kill(t, SIGUSR1);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void owed_round(int variant)
+{
+    const int32_t W = OWED_W;
+    struct owed *o = calloc(1, sizeof *o);
+    atomic_store(&o->result, -1);
+    goro_mutex_lock(&o->mu);
+    pthread_t t;
+    if (pthread_create(&t, NULL, owed_thread, o) != 0)
+        abort();
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (sema_nwaiters(&o->mu.sema) != 1) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: owed: T never queued\n");
+            stuck_abort();
+        }
+        sched_yield();
+    }
+    bool ok;
+    int32_t picked; /* the state once the Unlock has picked T */
+    if (variant == 0) {
+        /* Unlock: LOCKED off, then (unlock_slow) T uncounted and WOKEN. */
+        picked = MUTEX_WOKEN;
+        ok = owed_step(o, MUTEX_LOCKED | W, picked, "unlock");
+    } else {
+        /* Starvation mode with T the only waiter, LOCKED held: reached when
+         * a starving waiter set STARVING and then withdrew itself (an
+         * interrupted thread uncounts and keeps the mode while others are
+         * counted). Unlock clears LOCKED and hands off to the queue. */
+        picked = MUTEX_STARVING | W;
+        ok = owed_step(o, MUTEX_LOCKED | W, picked, "starving unlock");
+    }
+    /* T withdraws and, the wakeup being owed to it, queues for it again
+     * (and again after each later kick, if that wait is interruptible:
+     * wait until it is back in the queue, or the steps below would meet it
+     * outside and be no theft from a queued waiter). */
+    owed_kick(t);
+    deadline = goro_nanotime() + DEADLINE;
+    while (sema_nwaiters(&o->mu.sema) != 1 && atomic_load(&o->result) == -1) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: owed: T never queued again\n");
+            stuck_abort();
+        }
+        sched_yield();
+    }
+    CHECK(atomic_load(&o->result) == -1, "owed: T returned %d before its wakeup came",
+          atomic_load(&o->result));
+    CHECK(atomic_load(&o->mu.state) == picked, "owed: state %#x after T's withdrawal",
+          (unsigned)atomic_load(&o->mu.state));
+    if (ok && variant == 0) {
+        /* A barger takes the free lock; an arrival counts itself; the
+         * barger unlocks (WOKEN set: it wakes nobody). */
+        CHECK(goro_mutex_trylock(&o->mu), "owed: barger");
+        ok = owed_apply(o, owed_arrive, "arrival");
+        CHECK(goro_mutex_unlock(&o->mu) == GORO_OK, "owed: barger unlock");
+    } else if (ok) {
+        /* An arrival in starvation mode counts itself and queues. */
+        ok = owed_apply(o, owed_arrive, "starving arrival");
+    }
+    /* The Unlock's semrelease adds its count; the arrival, in its
+     * semacquire, takes it through the fast path. */
+    atomic_fetch_add(&o->mu.sema, 1);
+    CHECK(sema_tryacquire(&o->mu.sema), "owed: arrival's fast path");
+    /* Woken (as it thinks), it finds the lock free and takes it; or, handed
+     * the lock (as it thinks), it takes the handoff. */
+    if (ok)
+        ok = owed_apply(o, variant == 0   ? owed_woken_takes
+                           : variant == 1 ? owed_handoff_calm
+                                          : owed_handoff_starving,
+                        "woken arrival");
+    /* The arrival holds the lock and keeps it until T is out. */
+    deadline = goro_nanotime() + OWED_STUCK_NS;
+    while (ok && atomic_load(&o->result) == -1 && goro_nanotime() < deadline) {
+        pthread_kill(t, SIGUSR1);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    int r = atomic_load(&o->result);
+    CHECK(r == GORO_INTERRUPTED, "owed variant %d: T %s (state %#x, %d queued)", variant,
+          r == -1 ? "still waiting while the lock is held: its wait no longer ends on a signal"
+                  : "returned a lock it cannot have got",
+          (unsigned)atomic_load(&o->mu.state), sema_nwaiters(&o->mu.sema));
+    CHECK(goro_mutex_unlock(&o->mu) == GORO_OK, "owed: arrival unlock");
+    pthread_join(t, NULL); /* a T still waiting gets this Unlock's wakeup */
+    CHECK(atomic_load(&o->mu.state) == 0, "owed: state left %#x", (unsigned)atomic_load(&o->mu.state));
+    CHECK(atomic_load(&o->mu.sema) == 0 && sema_nwaiters(&o->mu.sema) == 0, "owed: sema left %u/%d",
+          atomic_load(&o->mu.sema), sema_nwaiters(&o->mu.sema));
+    free(o);
+}
+
+int64_t intr_mutex_owed_stolen(int variant, int rounds)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    struct busy busy;
+    busy_start(&busy);
+    for (int i = 0; i < rounds && atomic_load(&nerr) == 0; i++)
+        owed_round(variant);
+    busy_stop(&busy);
+    return atomic_load(&nerr);
+}
+
+/* ---- A starvation handoff taken while another waiter withdraws ----
+ * Two waiters in starvation mode: R (starving: it has waited over 1 ms) at
+ * the head, interruptible T behind it. The driver signals T and unlocks at
+ * (about) the same instant, with a delay swept over the rounds: the Unlock
+ * hands the lock to R, whose mutex_take_handoff sees two waiters and, being
+ * starving, keeps starvation mode, while T, seeing two waiters and LOCKED
+ * clear, uncounts itself (another waiter gets the handoff). If T's uncount
+ * lands between R's look at the waiter count and its update, R must still
+ * see that it was the last waiter and leave starvation mode: a starving
+ * Mutex with no waiter would hand R's Unlock to nobody (STARVING and a stray
+ * sema count left, try_lock failing until some lock() takes the count).
+ * Returns violations; *hit counts the rounds in which T withdrew. */
+
+struct handoff_race {
+    goro_mutex_t mu;
+    _Atomic int t_result;
+};
+
+static void *handoff_race_r(void *p)
+{
+    struct handoff_race *h = p;
+    mutex_lock_ex(&h->mu, WAIT_MUTEX, false, false);
+    int32_t s = atomic_load(&h->mu.state);
+    CHECK((s & MUTEX_STARVING) == 0 || (s >> MUTEX_WAITER_SHIFT) > 0,
+          "handoff race: the new owner sees starvation mode with no waiter: state %#x",
+          (unsigned)s);
+    goro_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static void *handoff_race_t(void *p)
+{
+    struct handoff_race *h = p;
+    intr_lock_once(&h->mu, &h->t_result);
+    return NULL;
+}
+
+static void handoff_race_wait_queued(struct handoff_race *h, int n)
+{
+    int64_t deadline = goro_nanotime() + DEADLINE;
+    while (sema_nwaiters(&h->mu.sema) != n) {
+        if (goro_nanotime() > deadline) {
+            fprintf(stderr, "sync intr test: handoff race: %d never queued\n", n);
+            stuck_abort();
+        }
+        sched_yield();
+    }
+}
+
+int64_t intr_mutex_handoff_race(int rounds, int64_t *hit)
+{
+    install_handler();
+    atomic_store(&nerr, 0);
+    *hit = 0;
+    const int32_t W = (int32_t)1 << MUTEX_WAITER_SHIFT;
+    struct busy busy;
+    busy_start(&busy);
+    for (int i = 0; i < rounds && atomic_load(&nerr) == 0; i++) {
+        struct handoff_race *h = calloc(1, sizeof *h);
+        atomic_store(&h->t_result, -1);
+        goro_mutex_lock(&h->mu);
+        pthread_t r, t;
+        if (pthread_create(&r, NULL, handoff_race_r, h) != 0)
+            abort();
+        handoff_race_wait_queued(h, 1);
+        if (pthread_create(&t, NULL, handoff_race_t, h) != 0)
+            abort();
+        handoff_race_wait_queued(h, 2);
+        spin_for(MUTEX_STARVATION_NS + 200000); /* R is starving by now */
+        /* Starvation mode, as a starving waiter that then withdrew would
+         * have left it (see owed_round). */
+        int32_t old = MUTEX_LOCKED | 2 * W;
+        CHECK(atomic_compare_exchange_strong(&h->mu.state, &old, old | MUTEX_STARVING),
+              "handoff race: state %#x", (unsigned)old);
+        pthread_kill(t, SIGUSR1);
+        spin_for((i * 7919) % 40000); /* 0..40 us: sweep the alignment */
+        goro_mutex_unlock(&h->mu);
+        pthread_join(r, NULL);
+        /* T: withdrawn, or (its signal missed the wait) it gets the lock
+         * after R: either way it comes back. */
+        pthread_join(t, NULL);
+        if (atomic_load(&h->t_result) == GORO_INTERRUPTED)
+            (*hit)++;
+        int32_t s = atomic_load(&h->mu.state);
+        CHECK(s == 0 && atomic_load(&h->mu.sema) == 0 && sema_nwaiters(&h->mu.sema) == 0,
+              "handoff race round %d: state %#x, sema count %u left", i, (unsigned)s,
+              atomic_load(&h->mu.sema));
+        free(h);
+    }
+    busy_stop(&busy);
     return atomic_load(&nerr);
 }
