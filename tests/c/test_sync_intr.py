@@ -31,11 +31,16 @@ def test_mutex_lock_interrupted_withdraws(procs2, hold_ns):
     intr = ffi.new("int64_t *")
     acq = ffi.new("int64_t *")
     iters = 20_000 // SCALE if hold_ns == 0 else 2_000 // SCALE
-    assert lib.intr_mutex_stress(6, 3, iters, hold_ns, 50 * US, intr, acq) == 0
-    print(f"\ninterrupted {intr[0]}, acquired {acq[0]} of {3 * iters}")
-    assert intr[0] + acq[0] >= 3 * iters  # more if no signal hit a wait early
-    assert intr[0] > 0  # the signals did cut waits short
-    assert acq[0] > 0
+    total = 0
+    for _ in range(5):  # until some signal landed inside a wait (timing)
+        assert lib.intr_mutex_stress(6, 3, iters, hold_ns, 50 * US, intr, acq) == 0
+        print(f"\ninterrupted {intr[0]}, acquired {acq[0]} of {3 * iters}")
+        assert intr[0] + acq[0] >= 3 * iters  # more if no signal hit a wait early
+        assert acq[0] > 0
+        total += intr[0]
+        if total > 0:
+            break
+    assert total > 0  # the signals did cut waits short
 
 
 def test_rwmutex_writer_interrupted_withdraws(procs2):
@@ -43,18 +48,28 @@ def test_rwmutex_writer_interrupted_withdraws(procs2):
     intr = ffi.new("int64_t *")
     acq = ffi.new("int64_t *")
     iters = 3_000 // SCALE
-    assert lib.intr_rw_stress(4, 2, 2, iters, 20 * US, 50 * US, intr, acq) == 0
-    print(f"\ninterrupted {intr[0]}, acquired {acq[0]} of {2 * iters}")
-    assert intr[0] + acq[0] >= 2 * iters
-    assert intr[0] > 0
+    total = 0
+    for _ in range(5):  # until some signal landed inside a wait (timing)
+        assert lib.intr_rw_stress(4, 2, 2, iters, 20 * US, 50 * US, intr, acq) == 0
+        print(f"\ninterrupted {intr[0]}, acquired {acq[0]} of {2 * iters}")
+        assert intr[0] + acq[0] >= 2 * iters
+        total += intr[0]
+        if total > 0:
+            break
+    assert total > 0
 
 
 def test_waitgroup_wait_interrupted_withdraws(procs2):
     ffi, lib = procs2
     intr = ffi.new("int64_t *")
-    assert lib.intr_wg_stress(300 // SCALE, 4, 3, 200 * US, 50 * US, intr) == 0
-    print(f"\ninterrupted waits: {intr[0]}")
-    assert intr[0] > 0
+    total = 0
+    for _ in range(5):  # until some signal landed inside a wait (timing)
+        assert lib.intr_wg_stress(300 // SCALE, 4, 3, 200 * US, 50 * US, intr) == 0
+        total += intr[0]
+        if total > 0:
+            break
+    print(f"\ninterrupted waits: {total}")
+    assert total > 0
 
 
 def test_cond_wait_interrupted_loses_no_signal(procs2):
