@@ -38,7 +38,7 @@ import textwrap
 
 TOTAL = 8_000_000
 CHUNKS = 8
-ROUNDS = 5
+ROUNDS = 11
 
 PROGRAM = """
 import json, sys, threading, time
