@@ -386,8 +386,9 @@ int chan_close_collect(struct hchan *c, struct g **glist)
     struct g *head = *glist;
     struct sudog *sg;
     while ((sg = waitq_dequeue(&c->recvq)) != NULL) {
-        /* *sg->elem is zero already: receivers clear it before they queue
-         * (one cold line less per waiter when a cancel closes thousands) */
+        /* *sg->elem is left alone: a plain receiver cleared it before it
+         * queued, a select clears its winning case's after waking (one cold
+         * line less per waiter when a cancel closes thousands) */
         sg->success = false;
         sg->g->param = sg;
         sg->g->schedlink = head;

@@ -314,8 +314,6 @@ static __attribute__((noinline)) int select_cases(goro_select_case *cases, int n
         sg->ticket = (uint32_t)i;
         sg->elem = cases[i].elem;
         sg->c = cases[i].c;
-        if (cases[i].dir == GORO_SELECT_RECV)
-            chan_elem_clear(sg->c, sg->elem); /* what a close leaves: see chan_recv_slow */
         *link = sg;
         link = &sg->waitlink;
         waitq_enqueue(cases[i].dir == GORO_SELECT_SEND ? &sg->c->sendq : &sg->c->recvq, sg);
@@ -389,7 +387,12 @@ static __attribute__((noinline)) int select_cases(goro_select_case *cases, int n
     } else {
         int i = (int)win->ticket;
         if (cases[i].dir == GORO_SELECT_RECV) {
-            /* a close left the element as we zeroed it before queueing */
+            /* A close does not write the element (chan_close_collect), so
+             * the zero value is stored here, for the winning case only: a
+             * losing case's buffer stays untouched, as in Go, and may even
+             * be another case's send buffer. */
+            if (!win->success)
+                chan_elem_clear(cases[i].c, cases[i].elem);
             cases[i].recv_ok = win->success;
             ret = i;
         } else {

@@ -265,6 +265,13 @@ def test_select_fairness_mixed_case_kinds(clib):
         assert abs(counts[i] / 30000 - 1 / 3) < 0.04, list(counts)
 
 
+def test_select_writes_only_the_winning_receive_buffer(clib):
+    """A losing or timed-out receive case's buffer is untouched, even when a
+    send case of the same select sends from it; a close gives the winning
+    receive case the zero value."""
+    assert clib[1].chan_select_buffers() == 0
+
+
 @pytest.mark.parametrize("nchans", [0, 1, 2, 4])
 @pytest.mark.parametrize("where", ["thread", "goroutine"])
 def test_select_timeout(clib, nchans, where):

@@ -35,6 +35,7 @@ int64_t chan_select_fairness_mixed(int iters, int64_t *counts);
 int64_t chan_close_wakes(int nrecv, int nsend, int nsel, int kinds);
 int64_t chan_close_drains(int cap);
 int chan_select_timeout(int64_t ns, int nchans, int64_t *elapsed);
+int64_t chan_select_buffers(void);
 int chan_select_timeout_in_goroutine(int64_t ns, int nchans, int64_t *elapsed);
 int64_t chan_select_timeout_race(int nsend, int nrecv, int64_t per, int64_t timeout_ns, int64_t *timeouts);
 int64_t chan_elems(void);

@@ -911,6 +911,68 @@ int chan_select_timeout(int64_t ns, int nchans, int64_t *elapsed)
     return r;
 }
 
+/* What a select writes into its cases' buffers: only the winning receive
+ * case's. A losing or timed-out receive case's buffer is untouched, even
+ * when it is also a send case's buffer (the C API reads a send's value at
+ * the hand-over), and a receive case woken by close gets the zero value. */
+struct buffers_peer {
+    goro_chan_t *c;
+    int close; /* else receive one value */
+    int64_t got;
+};
+
+static void *buffers_peer_main(void *p)
+{
+    struct buffers_peer *b = p;
+    usleep(20000); /* let the select park */
+    if (b->close) {
+        goro_chan_close(b->c);
+    } else {
+        bool ok = false;
+        if (goro_chan_recv(b->c, &b->got, &ok) != GORO_OK || !ok)
+            b->got = -1;
+    }
+    return NULL;
+}
+
+int64_t chan_select_buffers(void)
+{
+    reset_errors();
+    goro_chan_t *a = goro_chan_new(sizeof(int64_t), 0);
+    goro_chan_t *b = goro_chan_new(sizeof(int64_t), 0);
+    int64_t v = 42;
+    goro_select_case cs[2] = {{a, GORO_SELECT_RECV, &v, false}, {b, GORO_SELECT_SEND, &v, false}};
+
+    /* timed out: the receive buffer keeps its value */
+    CHECK(goro_select(cs, 1, 5 * 1000000) == GORO_SELECT_NONE && v == 42,
+          "timed-out select changed its receive buffer to %lld", (long long)v);
+
+    /* the send case wins while the receive case, same buffer, waits too */
+    struct buffers_peer peer = {b, 0, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, buffers_peer_main, &peer) != 0)
+        abort();
+    int r = goro_select(cs, 2, GORO_FOREVER);
+    pthread_join(t, NULL);
+    CHECK(r == 1 && peer.got == 42 && v == 42,
+          "send case of a shared buffer: select %d, receiver got %lld, buffer %lld", r,
+          (long long)peer.got, (long long)v);
+
+    /* a close wakes the receive case: zero value, recv_ok false */
+    struct buffers_peer closer = {a, 1, 0};
+    if (pthread_create(&t, NULL, buffers_peer_main, &closer) != 0)
+        abort();
+    cs[0].recv_ok = true;
+    r = goro_select(cs, 1, 10000 * 1000000LL);
+    pthread_join(t, NULL);
+    CHECK(r == 0 && !cs[0].recv_ok && v == 0,
+          "receive case woken by close: select %d, ok %d, value %lld", r, cs[0].recv_ok,
+          (long long)v);
+    goro_chan_free(a);
+    goro_chan_free(b);
+    return errors();
+}
+
 struct timeout_run {
     int64_t ns;
     int nchans;
