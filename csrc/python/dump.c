@@ -210,6 +210,40 @@ static int frames_flag(PyObject *const *args, Py_ssize_t nargs, const char *what
     return nargs == 0 ? 1 : PyObject_IsTrue(args[0]);
 }
 
+/* Run copy with the world stopped (compat_stop_the_world); 0, or -1 with
+ * an exception if that failed or the copy ran out of memory (*nomem). */
+static int copy_stopped(void (*copy)(void *), void *arg, const bool *nomem)
+{
+    if (compat_stop_the_world(copy, arg) < 0)
+        return -1;
+    if (*nomem) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* [item(ctx, 0), ..., item(ctx, n - 1)], built after the copy, with the
+ * world running again; NULL with an exception if an item failed. */
+static PyObject *list_of(size_t n, PyObject *(*item)(void *ctx, size_t i), void *ctx)
+{
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        PyObject *t = item(ctx, i);
+        if (t == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, t);
+    }
+    return out;
+}
+
+static PyObject *goroutine_item(void *ctx, size_t i)
+{
+    struct goroutines_copy *c = ctx;
+    return info_tuple(&c->gs[i], &c->py[i]);
+}
+
 static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
@@ -218,21 +252,8 @@ static PyObject *core_goroutines(PyObject *self, PyObject *const *args, Py_ssize
     if (c.with_frames < 0)
         return NULL;
     PyObject *out = NULL;
-    if (compat_stop_the_world(copy_goroutines, &c) < 0)
-        goto done;
-    if (c.nomem) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    out = PyList_New((Py_ssize_t)c.n);
-    for (size_t i = 0; out != NULL && i < c.n; i++) {
-        PyObject *t = info_tuple(&c.gs[i], &c.py[i]);
-        if (t == NULL)
-            Py_CLEAR(out);
-        else
-            PyList_SET_ITEM(out, (Py_ssize_t)i, t);
-    }
-done:
+    if (copy_stopped(copy_goroutines, &c, &c.nomem) == 0)
+        out = list_of(c.n, goroutine_item, &c);
     goroutines_release(&c);
     return out;
 }
@@ -355,6 +376,12 @@ static PyObject *thread_tuple(const struct thread_info *ti, int with_frames)
                          (double)ti->wait_since / 1e9, frames);
 }
 
+static PyObject *thread_item(void *ctx, size_t i)
+{
+    struct threads_copy *c = ctx;
+    return thread_tuple(&c->ts[i], c->with_frames);
+}
+
 /* _blocked_threads(frames=True) -> [(thread ident, state, waited, frames | None)] */
 static PyObject *core_blocked_threads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -364,21 +391,8 @@ static PyObject *core_blocked_threads(PyObject *self, PyObject *const *args, Py_
     if (c.with_frames < 0)
         return NULL;
     PyObject *out = NULL;
-    if (compat_stop_the_world(copy_threads, &c) < 0)
-        goto done;
-    if (c.nomem) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    out = PyList_New((Py_ssize_t)c.n);
-    for (size_t i = 0; out != NULL && i < c.n; i++) {
-        PyObject *t = thread_tuple(&c.ts[i], c.with_frames);
-        if (t == NULL)
-            Py_CLEAR(out);
-        else
-            PyList_SET_ITEM(out, (Py_ssize_t)i, t);
-    }
-done:
+    if (copy_stopped(copy_threads, &c, &c.nomem) == 0)
+        out = list_of(c.n, thread_item, &c);
     if (c.ts != NULL) {
         for (size_t i = 0; i < c.n; i++)
             frames_release(&c.ts[i].frames);
