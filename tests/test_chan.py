@@ -60,21 +60,23 @@ def test_iteration_ends_when_closed_and_drained():
     assert list(c) == list(range(10))
 
 
+def _send_and_report(c, results):
+    """Send 1 on c, then report on results whether the send went through or
+    the channel was closed under it."""
+    try:
+        c.send(1)
+        results.send(("send", "ok"))
+    except ClosedChannelError:
+        results.send(("send", "closed"))
+
+
 def test_close_wakes_blocked_receivers_and_fails_blocked_senders():
     r, s = chan(), chan()
     results = chan(10)
     for _ in range(3):
         go(lambda: results.send(("recv", r.recv_ok())))
     for _ in range(2):
-
-        def sender():
-            try:
-                s.send(1)
-                results.send(("send", "ok"))
-            except ClosedChannelError:
-                results.send(("send", "closed"))
-
-        go(sender)
+        go(_send_and_report, s, results)
     time.sleep(0.1)
     r.close()
     s.close()
@@ -97,15 +99,7 @@ def test_close_many_wakes_every_waiter_of_every_channel(closer):
             for _ in range(3):
                 go(lambda c=c: results.send(("recv", c.recv_ok())))
         else:  # senders on their own channels, or they meet a receiver
-
-            def sender(c=c):
-                try:
-                    c.send(1)
-                    results.send(("send", "ok"))
-                except ClosedChannelError:
-                    results.send(("send", "closed"))
-
-            go(sender)
+            go(_send_and_report, c, results)
     time.sleep(0.1)
     if closer == "thread":
         _core._close_many(chans)
