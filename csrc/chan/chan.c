@@ -157,68 +157,11 @@ static void park_forever(enum wait_reason reason)
         rt_throw("goroutine woken from a wait on a nil channel");
 }
 
-/* ---- lock-free fast paths ----------------------------------------------
- *
- * A non-blocking operation on a channel that cannot proceed should not take
- * the lock: a polling loop over an idle channel would otherwise bounce its
- * cache line between cores. These follow Go's chansend/chanrecv fast paths
- * and their argument, restated for C11 atomics.
- *
- * Send. The send can't proceed when the channel is open and "full": no
- * parked receiver (unbuffered) or qcount == dataqsiz (buffered). We read
- * `closed` and then fullness, each a single atomic word. A closed channel
- * never goes from "not full" back to "full" (after close recvq stays empty
- * and qcount only falls), so when we see open-then-full there was a moment,
- * between the two reads, at which it was both open and full; we report the
- * send as failing at that moment. The reads may even be reordered (seeing
- * full, then open, means it was open when we saw it full), so relaxed
- * loads do; they still see anything that happened-before the call
- * (coherence), so a caller that knows a receiver is waiting or a slot is
- * free never gets WOULDBLOCK. A stale "full" only costs a failed try, which
- * a non-blocking caller must accept anyway.
- *
- * Receive. The receive can't proceed when the channel is open and empty: no
- * parked sender (unbuffered) or qcount == 0 (buffered). Here the order of
- * the two reads matters: read "closed" first and a channel that was open
- * and non-empty could be closed and drained before we read "empty", and we
- * would wrongly report "open and empty". So we read emptiness first with an
- * acquire load, then `closed`:
- *   - Emptying after a close happens in a later critical section than the
- *     close (or, for an unbuffered channel, in the close's own critical
- *     section after the store of closed, when it releases the parked
- *     senders). qcount and waitq.first are stored with release, so if our
- *     acquire load reads an "empty" written after the close, the close's
- *     store of closed = 1 happens-before our next load, which then sees 1.
- *     Seeing closed == 0 therefore means the "empty" we read predates the
- *     close: the channel was open and empty then; report WOULDBLOCK.
- *   - Seeing closed == 1 (an acquire load of a release store), everything
- *     before the close is visible, including any send that filled the
- *     buffer between our first read and the close, so we read emptiness
- *     again: still empty means closed and drained (ok=false), which stays
- *     true for good; otherwise take the lock and receive normally.
- * Go needs sequentially consistent loads for this; in C11 the release/
- * acquire pairs above carry the argument.
- */
-
-static inline bool chan_full(struct hchan *c)
-{
-    if (c->dataqsiz == 0)
-        return __atomic_load_n(&c->recvq.first, __ATOMIC_RELAXED) == NULL;
-    return atomic_load_explicit(&c->qcount, memory_order_relaxed) == c->dataqsiz;
-}
-
-static inline bool chan_empty(struct hchan *c)
-{
-    if (c->dataqsiz == 0)
-        return waitq_empty_hint(&c->sendq);
-    return atomic_load_explicit(&c->qcount, memory_order_acquire) == 0;
-}
-
 /* ---- send, receive, close ----------------------------------------------- */
 
-/* The blocking and locked paths of chan_send (below): out of line, so that
+/* The blocking and locked paths of chan_send (chan.h): out of line, so that
  * the fast path in front of it needs no stack frame. */
-static __attribute__((noinline)) int chan_send_slow(struct hchan *c, const void *ep, bool block)
+__attribute__((noinline)) int chan_send_slow(struct hchan *c, const void *ep, bool block)
 {
     if (unlikely(c == NULL)) {
         if (!block)
@@ -268,8 +211,7 @@ static __attribute__((noinline)) int chan_send_slow(struct hchan *c, const void 
     return mysg.success ? GORO_OK : GORO_CLOSED;
 }
 
-static __attribute__((noinline)) int chan_recv_slow(struct hchan *c, void *ep, bool *ok,
-                                                     bool block)
+__attribute__((noinline)) int chan_recv_slow(struct hchan *c, void *ep, bool *ok, bool block)
 {
     bool received = false;
     int rc = GORO_OK;
@@ -340,31 +282,6 @@ out:
     if (ok != NULL)
         *ok = received;
     return rc;
-}
-
-/* Non-blocking send on a full open channel / receive from an empty open
- * one - the polling loop, and every `select { case ...: default: }` - with
- * the same lock-free checks as the slow paths' (see there for why they are
- * sound), but without their frame of six saved registers and a sudog: a
- * fail costs a few loads. Everything else goes to the slow path, which
- * checks again. */
-int chan_send(struct hchan *c, const void *ep, bool block)
-{
-    if (!block && likely(c != NULL) && (ep != NULL || c->elemsize == 0) &&
-        atomic_load_explicit(&c->closed, memory_order_relaxed) == 0 && chan_full(c))
-        return GORO_WOULDBLOCK;
-    return chan_send_slow(c, ep, block);
-}
-
-int chan_recv(struct hchan *c, void *ep, bool *ok, bool block)
-{
-    if (!block && likely(c != NULL) && chan_empty(c) &&
-        atomic_load_explicit(&c->closed, memory_order_acquire) == 0) {
-        if (ok != NULL)
-            *ok = false;
-        return GORO_WOULDBLOCK;
-    }
-    return chan_recv_slow(c, ep, ok, block);
 }
 
 int chan_close_collect(struct hchan *c, struct g **glist)

@@ -189,13 +189,13 @@ static void mutex_withdraw(goro_mutex_t *m, enum wait_reason reason)
 
 /* spin: may spin while the holder runs (not for a Python caller holding
  * the GIL: the holder needs the GIL to unlock). intr: see mutex_lock_ex. */
-static int mutex_lock_slow(goro_mutex_t *m, enum wait_reason reason, bool spin, bool intr)
+static int mutex_lock_slow(goro_mutex_t *m, int32_t old, enum wait_reason reason, bool spin,
+                           bool intr)
 {
     int64_t wait_start = 0;
     bool starving = false;
     bool awoke = false;
     int iter = 0;
-    int32_t old = atomic_load_explicit(&m->state, memory_order_relaxed);
     for (;;) {
         /* Spin while the lock is held in normal mode and spinning can pay.
          * In starvation mode the lock goes to the queue's head: spinning
@@ -267,11 +267,13 @@ static int mutex_lock_slow(goro_mutex_t *m, enum wait_reason reason, bool spin, 
 
 int mutex_lock_ex(goro_mutex_t *m, enum wait_reason reason, bool spin, bool intr)
 {
-    int32_t unlocked = 0;
-    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &unlocked, MUTEX_LOCKED,
+    int32_t old = 0;
+    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &old, MUTEX_LOCKED,
                                                        memory_order_acquire, memory_order_relaxed)))
         return GORO_OK;
-    return mutex_lock_slow(m, reason, spin, intr);
+    /* The failed CAS loaded the state: start from it instead of reading
+     * the contended line a second time. */
+    return mutex_lock_slow(m, old, reason, spin, intr);
 }
 
 void mutex_lock_reason(goro_mutex_t *m, enum wait_reason reason)

@@ -294,7 +294,10 @@ struct mu {
 static void mutex_loop(void *arg)
 {
     struct mu *m = arg;
-    for (int64_t i = 0; i < m->iters; i++) {
+    /* A local copy, as Go's closure captures its count by value: reading
+     * it through m would touch the mutex's contended line every loop. */
+    int64_t iters = m->iters;
+    for (int64_t i = 0; i < iters; i++) {
         goro_mutex_lock(&m->m);
         m->counter++;
         goro_mutex_unlock(&m->m);
