@@ -276,10 +276,16 @@ class _CancelCtx(Context):
         Every context of the subtree gets its error first; the done channels
         are then closed descendants first. So whoever sees a context done
         (on a free-threaded build, possibly while this is still running on
-        another core) finds its whole subtree canceled already."""
+        another core) finds its whole subtree canceled already. A leaf (no
+        children) has no subtree, so its done channel is taken in the same
+        critical section that sets its error."""
         todo: list[_CancelCtx] = [self]
         pop = todo.pop
-        canceled: list[_CancelCtx] = []
+        canceled: list[_CancelCtx] = []  # with children: their done() later
+        chans = []
+        push = chans.append
+        hooked = []  # the hot path of a wide fan-out, a plain with_cancel
+        # child, has no _canceled hook to call
         while todo:
             c = pop()
             # lock/try/finally rather than `with`: the same guarantee,
@@ -294,20 +300,29 @@ class _CancelCtx(Context):
                 c._cause = cause
                 children = c._children
                 c._children = None
+                if not children:
+                    # A leaf has no descendant to cancel first: take its
+                    # done channel under this same lock (the wide fan-out's
+                    # children are all leaves: one lock per child, not two).
+                    d = c._done
+                    if d is None:
+                        c._done = _closed
+                    else:
+                        push(d._chan)
             finally:
                 mu.unlock()
-            canceled.append(c)
             if children:
+                canceled.append(c)
                 todo.extend(children)
-        # Under each lock, take the done channel to close (or mark done()
-        # as closed for a context nobody asked yet); close them all after,
+            elif type(c) is not _CancelCtx:
+                hooked.append(c)
+        # A context with children: once the whole subtree has its error,
+        # under its lock take the done channel to close (or mark done() as
+        # closed for a context nobody asked yet); the leaves' channels are
+        # already in chans, ahead of every ancestor's. All are closed after,
         # in one call that readies every waiting goroutine as one batch. A
         # done() call in between gets the channel about to be closed, and
         # err() is already set: the same as while the walk runs.
-        chans = []
-        push = chans.append
-        hooked = []  # the hot path of a wide fan-out, a plain with_cancel
-        # child, has no _canceled hook to call
         for c in reversed(canceled):  # descendants before their parents
             mu = c._mu
             mu.lock()

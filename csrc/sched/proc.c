@@ -658,6 +658,7 @@ static struct g *find_runnable(struct m *mp)
 /* Running Gs                                                                 */
 
 static void gfput(struct p *pp, struct g *gp);
+static void gfput_global(struct g *list);
 
 static void execute(struct m *mp, struct g *gp)
 {
@@ -915,28 +916,52 @@ static void g_release(struct g *gp)
     stack_free_g(gp);
 }
 
-static void gfput(struct p *pp, struct g *gp)
+/* Put dead Gs (linked by schedlink) on the global free list, keeping up
+ * to GFREE_GLOBAL_MAX with their stacks: releasing a stack costs an madvise
+ * (~1-2 us), which a burst of spawns would pay on every exit. The cap
+ * bounds what an idle program keeps resident after a burst (a few KiB
+ * each); the rest are released outside the lock. */
+static void gfput_global(struct g *list)
 {
-    if (pp && pp->ngfree < P_GFREE_MAX) {
-        gp->schedlink = pp->gfree;
-        pp->gfree = gp;
-        pp->ngfree++;
-        return;
-    }
     rtlock_lock(&sched.gflock);
-    /* Keep up to GFREE_GLOBAL_MAX dead Gs with their stacks: releasing a
-     * stack costs an madvise (~1-2 us), which a burst of spawns would pay on
-     * every exit. The cap bounds what an idle program keeps resident after a
-     * burst (a few KiB each). */
-    if (sched.ngfree < GFREE_GLOBAL_MAX) {
-        gp->schedlink = sched.gfree;
-        sched.gfree = gp;
+    while (list != NULL && sched.ngfree < GFREE_GLOBAL_MAX) {
+        struct g *g1 = list;
+        list = g1->schedlink;
+        g1->schedlink = sched.gfree;
+        sched.gfree = g1;
         sched.ngfree++;
-        gp = NULL;
     }
     rtlock_unlock(&sched.gflock);
-    if (gp)
-        g_release(gp);
+    while (list != NULL) {
+        struct g *g1 = list;
+        list = g1->schedlink;
+        g_release(g1);
+    }
+}
+
+static void gfput(struct p *pp, struct g *gp)
+{
+    if (pp == NULL) {
+        gp->schedlink = NULL;
+        gfput_global(gp);
+        return;
+    }
+    gp->schedlink = pp->gfree;
+    pp->gfree = gp;
+    if (++pp->ngfree < P_GFREE_MAX)
+        return;
+    /* Full: move half to the global list under one lock, as Go's gfput
+     * does, instead of one lock per exit from then on (a wide cancel
+     * retires 1000 goroutines in a row on one P). */
+    struct g *batch = NULL;
+    while (pp->ngfree > P_GFREE_MAX / 2) {
+        struct g *g1 = pp->gfree;
+        pp->gfree = g1->schedlink;
+        pp->ngfree--;
+        g1->schedlink = batch;
+        batch = g1;
+    }
+    gfput_global(batch);
 }
 
 static struct g *gfget(struct p *pp, size_t size)

@@ -273,7 +273,11 @@ static void busy_child(void *arg)
 static void busy_parent(void *arg)
 {
     struct steal_ctx *c = arg;
-    for (int i = 0; i < c->n; i++)
+    /* Read n once: once the last child has run, the waiter returns and c
+     * (on its stack) is gone, which may be before our loop's last check
+     * (a TSAN run saw that read race with cffi reusing the frame). */
+    int n = c->n;
+    for (int i = 0; i < n; i++)
         goro_go(busy_child, c);
 }
 
