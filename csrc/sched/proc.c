@@ -804,7 +804,7 @@ static _Noreturn void schedule(struct m *mp)
         if (gp == NULL && (tick & 1))
             gp = pin_get(mp);
         if (gp == NULL)
-            gp = runq_get(pp, NULL);
+            gp = runq_get_fair(pp);
         if (gp == NULL)
             gp = pin_get(mp);
         if (gp == NULL) {

@@ -99,6 +99,21 @@ void runq_put(struct p *pp, struct g *gp, bool next)
     }
 }
 
+/* The head of the ring, not runnext. Owner only. */
+static struct g *runq_get_ring(struct p *pp)
+{
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        struct g *gp = slot_load(pp, h);
+        if (atomic_compare_exchange_weak_explicit(&pp->runqhead, &h, h + 1, memory_order_release,
+                                                  memory_order_relaxed))
+            return gp;
+    }
+}
+
 struct g *runq_get(struct p *pp, bool *inherit_time)
 {
     /* runnext first: it inherits the time slice of the G that readied it */
@@ -112,16 +127,31 @@ struct g *runq_get(struct p *pp, bool *inherit_time)
     }
     if (inherit_time)
         *inherit_time = false;
-    for (;;) {
-        uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
-        uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
-        if (t == h)
-            return NULL;
-        struct g *gp = slot_load(pp, h);
-        if (atomic_compare_exchange_weak_explicit(&pp->runqhead, &h, h + 1, memory_order_release,
-                                                  memory_order_relaxed))
+    return runq_get_ring(pp);
+}
+
+/* runq_get for schedule(): after RUNNEXT_STREAK_MAX runs of runnext in a
+ * row, the ring's head goes first. Go lets runnext starve the ring and
+ * relies on preemption: the Gs a chain of runnext handoffs runs share one
+ * time slice (inheritTime), and sysmon preempts it after 10 ms. We do not
+ * preempt, and our sysmon sees the schedule tick move, so such a chain
+ * could keep the ring waiting for good: two goroutines handing each other
+ * work, or one sleeping a few microseconds in a loop on a slow machine,
+ * whose timer is already due whenever its M next schedules and so readies
+ * it into runnext every time (at gomaxprocs 1 under TSAN a waiter sat
+ * runnable behind such a loop for a minute). */
+struct g *runq_get_fair(struct p *pp)
+{
+    if (unlikely(pp->runnext_streak >= RUNNEXT_STREAK_MAX)) {
+        pp->runnext_streak = 0;
+        struct g *gp = runq_get_ring(pp);
+        if (gp != NULL)
             return gp;
     }
+    bool inherit;
+    struct g *gp = runq_get(pp, &inherit);
+    pp->runnext_streak = inherit ? pp->runnext_streak + 1 : 0;
+    return gp;
 }
 
 static void runq_steal_backoff(void)

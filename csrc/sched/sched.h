@@ -17,6 +17,9 @@
 /* Go checks the global queue every 61 schedule ticks so that goroutines there
  * are not starved by two goroutines handing work to each other locally. */
 #define GLOBAL_RUNQ_TICK 61
+/* How many times in a row schedule() may run the G in runnext while others
+ * wait in the P's ring (runq_get_fair). */
+#define RUNNEXT_STREAK_MAX 61
 /* Dead Gs (with their stacks) kept per P before spilling to the global list. */
 #define P_GFREE_MAX 64
 #define GFREE_GLOBAL_MAX 16384
@@ -49,6 +52,8 @@ struct p {
     /* A G readied by the running G, run next in place of the queue head:
      * ping-pong pairs stay on one P and share a warm cache. */
     _Atomic(struct g *) runnext;
+    /* schedule()s in a row that ran runnext (owner-only; runq_get_fair) */
+    uint32_t runnext_streak;
 
     /* free Gs with stacks, owner-only */
     struct g *gfree;
@@ -164,6 +169,7 @@ extern struct p allp[MAX_PROCS];
 bool runq_empty(struct p *pp);
 void runq_put(struct p *pp, struct g *gp, bool next);
 struct g *runq_get(struct p *pp, bool *inherit_time);
+struct g *runq_get_fair(struct p *pp);
 struct g *runq_steal(struct p *pp, struct p *victim, bool steal_runnext);
 uint32_t runq_len(struct p *pp);
 /* global queue; sched.lock held */

@@ -170,6 +170,18 @@ def test_stack_overflow_is_a_clear_fatal_error(guarded):
     assert "overflow_main" in r.stderr
 
 
+def test_runnext_chain_does_not_starve_the_ring(clib):
+    """Two goroutines that only ever ready each other (through runnext)
+    still let a third, waiting in the P's ring, run within a few dozen
+    schedules at gomaxprocs 1 (without the bound it waited until the pair
+    stopped: the TSAN hang of test_sema_beaten_waiter_requeues_at_front,
+    where a goroutine sleeping in a loop played the pair)."""
+    ffi, lib = clib
+    at = lib.core_runnext_chain_fairness(100_000)
+    assert at >= 0, "the goroutine in the ring ran only after the pair stopped"
+    assert at <= 100, at  # RUNNEXT_STREAK_MAX schedules: about 31 round trips
+
+
 def test_register_switch_runs(clib):
     ffi, lib = clib
     assert lib.core_switch_only(100000) > 0

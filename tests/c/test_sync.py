@@ -44,13 +44,6 @@ def test_sema_fifo(procs2, mixed):
     assert lib.sync_sema_fifo(16, mixed) == 0
 
 
-@pytest.mark.skipif(
-    os.environ.get("PYGORO_SANITIZE") == "thread",
-    reason="known open TSAN-only hang: in CI's TSAN step the driver waited 60 s for the "
-    "beaten waiter to queue again while the goroutine dump showed that waiter parked in "
-    "semacquire moments before (woken again and again by something), not reproduced "
-    "outside CI; the test runs natively, under ASAN and with ucontext",
-)
 def test_sema_beaten_waiter_requeues_at_front(clib):
     ffi, lib = clib
     # <= 0: no error; minus the rounds in which a P that sysmon lent beyond

@@ -515,3 +515,70 @@ int64_t core_pinned_pingpong(int pairs, int iters, int procs_after, int64_t *mov
     goro_chan_free(c.go_on);
     return elapsed;
 }
+
+/* ---- a chain of runnext handoffs does not starve the ring ---- */
+
+struct relay {
+    goro_chan_t *ping, *pong;
+    _Atomic int64_t exchanges;
+    _Atomic int64_t bystander_ran_at; /* exchanges when it ran; -1: not yet */
+    int64_t limit;
+    struct latch done;
+};
+
+static void relay_bystander(void *arg)
+{
+    struct relay *r = arg;
+    atomic_store(&r->bystander_ran_at, atomic_load(&r->exchanges));
+    latch_done(&r->done);
+}
+
+static void relay_echo(void *arg)
+{
+    struct relay *r = arg;
+    int v;
+    bool ok;
+    while (goro_chan_recv(r->ping, &v, &ok) == GORO_OK && ok)
+        goro_chan_send(r->pong, &v);
+    latch_done(&r->done);
+}
+
+static void relay_driver(void *arg)
+{
+    struct relay *r = arg;
+    /* Each spawn goes to runnext: the echo's kicks the bystander to the
+     * ring, behind a pair that from now on only ever readies each other. */
+    goro_go(relay_bystander, r);
+    goro_go(relay_echo, r);
+    int v = 0;
+    bool ok;
+    while (atomic_load(&r->bystander_ran_at) < 0 && atomic_load(&r->exchanges) < r->limit) {
+        goro_chan_send(r->ping, &v);
+        goro_chan_recv(r->pong, &v, &ok);
+        atomic_fetch_add(&r->exchanges, 1);
+    }
+    goro_chan_close(r->ping);
+    latch_done(&r->done);
+}
+
+/* At gomaxprocs 1, two goroutines hand work to each other through runnext
+ * while a third waits in the ring. Returns the round trips done before the
+ * third ran, or -1 if it only ran after limit of them (starved). */
+int64_t core_runnext_chain_fairness(int64_t limit)
+{
+    int old = goro_gomaxprocs(1);
+    struct relay r;
+    memset(&r, 0, sizeof r);
+    r.ping = goro_chan_new(sizeof(int), 0);
+    r.pong = goro_chan_new(sizeof(int), 0);
+    atomic_store(&r.bystander_ran_at, -1);
+    r.limit = limit;
+    latch_init(&r.done, 3);
+    goro_go(relay_driver, &r);
+    latch_wait(&r.done);
+    goro_gomaxprocs(old);
+    int64_t at = atomic_load(&r.bystander_ran_at);
+    goro_chan_free(r.ping);
+    goro_chan_free(r.pong);
+    return at >= limit ? -1 : at;
+}
