@@ -207,10 +207,9 @@ static inline bool chan_empty(struct hchan *c)
 
 /* Non-blocking send on a full open channel / receive from an empty open
  * one - the polling loop, and every `select { case ...: default: }` - with
- * the same lock-free checks as the slow paths' (see there for why they are
- * sound), but without their frame of six saved registers and a sudog: a
- * fail costs a few loads. Everything else goes to the slow path, which
- * checks again. */
+ * the lock-free checks argued above, which the slow paths make too, but
+ * without their frame of six saved registers and a sudog: a fail costs a
+ * few loads. Everything else goes to the slow path, which checks again. */
 static inline int chan_send(struct hchan *c, const void *ep, bool block)
 {
     if (!block && likely(c != NULL) && (ep != NULL || c->elemsize == 0) &&
