@@ -658,7 +658,6 @@ static struct g *find_runnable(struct m *mp)
 /* Running Gs                                                                 */
 
 static void gfput(struct p *pp, struct g *gp);
-static void gfput_global(struct g *list);
 
 static void execute(struct m *mp, struct g *gp)
 {
