@@ -420,12 +420,13 @@ static void pinned_player(void *arg)
     /* Player 0 pins at once; the others stay unpinned and yield (yielded Gs
      * go to the global queue, where any M takes them) until one reaches a
      * thread other than player 0's and pins there. After that the rest pin
-     * wherever they are. So the players span at least two Ms (unless 2 s
-     * pass first, which the test would report). */
+     * wherever they are. So the players span at least two Ms (unless 10 s
+     * pass first, which the test would report; 2 s were once not enough
+     * under TSAN, where every yield is slow). */
     if (a->idx == 0) {
         atomic_store(&c->first_tid, gettid_());
     } else {
-        int64_t until = nanotime() + 2000LL * 1000 * 1000;
+        int64_t until = nanotime() + 10000LL * 1000 * 1000;
         while (nanotime() < until) {
             long first = atomic_load(&c->first_tid);
             if (first != 0 && gettid_() != first) {
