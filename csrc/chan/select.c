@@ -155,7 +155,8 @@ static void sort_lockorder(goro_select_case *cases, int32_t *order, int n)
 
 /* One enabled case and no timeout: a plain channel operation, as Go's
  * compiler rewrites such selects. It keeps the lock-free fast paths. */
-static int select_one(goro_select_case *cas, int i, bool block)
+static inline __attribute__((always_inline)) int select_one(goro_select_case *cas, int i,
+                                                           bool block)
 {
     int rc;
     if (cas->dir == GORO_SELECT_SEND) {
