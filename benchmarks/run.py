@@ -267,7 +267,9 @@ def write_markdown(path: Path, results, impls, header, rows, go_version, quick, 
         f"- Machine: {machine()}",
         f"- Versions: {', '.join(versions(impls, go_version))}",
         f"- Load average (1 min) at start / end: {load[0]:.1f} / {load[1]:.1f} "
-        "(other processes competing for the cores make every figure slower and noisier)",
+        "(other processes competing for the cores make every figure slower and noisier; "
+        "the average also counts the run's own threads: the threading cells start up to "
+        "100,000)",
         "",
         f"Each cell is the best of {processes} process{'es' if processes > 1 else ''}, "
         "each the best of several runs; the processes of a cell are spread over the run "
