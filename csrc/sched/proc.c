@@ -1149,22 +1149,23 @@ static bool procs_idle(void)
     return true;
 }
 
+static bool nothing_queued(void)
+{
+    return !any_work_queued() && !pin_any_queued();
+}
+
 bool sched_idle_but_timers(void)
 {
-    return procs_idle() && !any_work_queued() && !pin_any_queued();
+    return procs_idle() && nothing_queued();
 }
 
 bool goro_runtime_idle(void)
 {
     if (!atomic_load_explicit(&sched.running, memory_order_acquire))
         return true;
-    if (!procs_idle())
-        return false;
     /* Timers before the queues: a timer being run may ready a goroutine;
      * once it has, the queues show it. */
-    if (!timers_quiet())
-        return false;
-    return !any_work_queued() && !pin_any_queued();
+    return procs_idle() && timers_quiet() && nothing_queued();
 }
 
 void go_park_commit_wait(struct g *gp)
