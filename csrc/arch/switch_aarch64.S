@@ -12,7 +12,8 @@
  *             floating-point mode a goroutine set with fesetround/fesetenv
  *             and expects to keep when it resumes on another thread. FPSR
  *             (sticky exception flags) is not kept across calls: not saved.
- * x18 is the platform register, an ordinary temporary on Linux: not saved.
+ * x18 is the platform register, an ordinary temporary on Linux and reserved
+ * for the OS on macOS (code must not touch it): not saved, and never written.
  *
  * Saved frame, 176 bytes from the saved sp upwards (sp stays 16-aligned):
  *   [sp+0]   x19 x20   [sp+16]  x21 x22   [sp+32]  x23 x24
@@ -26,7 +27,26 @@
  * sp + 176, each register in its slot) is right on either side of the sp
  * swap. A debugger or profiler stopping inside ctx_switch sees the suspending
  * context's caller before the swap and the resuming context's caller after.
+ *
+ * Object formats: ELF (Linux) and Mach-O (macOS) through the macros below,
+ * as in switch_x86_64.S: Mach-O names C symbols with a leading underscore,
+ * spells .hidden as .private_extern, and has no .type, .size, GNU property
+ * note or .note.GNU-stack. Apple's arm64 ABI keeps the same callee-saved set
+ * (x19-x28, fp, lr, d8-d15) and a 16-byte aligned sp, so the frame is the
+ * same on both.
  */
+#if defined(__APPLE__)
+#define SYM(name) _##name
+#define HIDDEN(name) .private_extern _##name
+#define FUNC_TYPE(name)
+#define FUNC_SIZE(name)
+#else
+#define SYM(name) name
+#define HIDDEN(name) .hidden name
+#define FUNC_TYPE(name) .type name, %function
+#define FUNC_SIZE(name) .size name, .-name
+#endif
+
 #if defined(__aarch64__) && !defined(PYGORO_CONTEXT_UCONTEXT)
 
 /* With -mbranch-protection (BTI), indirect calls must land on `bti c`. It is
@@ -38,11 +58,11 @@
 #endif
 
     .text
-    .globl  ctx_switch
-    .hidden ctx_switch
-    .type   ctx_switch, %function
+    .globl  SYM(ctx_switch)
+    HIDDEN(ctx_switch)
+    FUNC_TYPE(ctx_switch)
     .p2align 4
-ctx_switch:                             /* x0 = from, x1 = to */
+SYM(ctx_switch):                        /* x0 = from, x1 = to */
     .cfi_startproc
     BTI_C
     sub     sp, sp, #176
@@ -121,7 +141,7 @@ ctx_switch:                             /* x0 = from, x1 = to */
     .cfi_def_cfa_offset 0
     ret                                 /* to x30: the resumed context's caller */
     .cfi_endproc
-    .size   ctx_switch, .-ctx_switch
+    FUNC_SIZE(ctx_switch)
 
 /* First code on a fresh stack. ctx_switch's `ret` lands here with sp at the
  * 16-byte aligned stack top (AAPCS64 wants sp 16-aligned at all times) and
@@ -136,20 +156,20 @@ ctx_switch:                             /* x0 = from, x1 = to */
     .cfi_startproc
     .cfi_undefined x30
     nop
-    .globl  ctx_trampoline
-    .hidden ctx_trampoline
-    .type   ctx_trampoline, %function
-ctx_trampoline:
+    .globl  SYM(ctx_trampoline)
+    HIDDEN(ctx_trampoline)
+    FUNC_TYPE(ctx_trampoline)
+SYM(ctx_trampoline):
     mov     x29, xzr                    /* end of the frame-pointer chain */
     mov     x0, x20
     blr     x19
     brk     #0x3e8                      /* entry returned: SIGTRAP, as __builtin_trap */
     .cfi_endproc
-    .size   ctx_trampoline, .-ctx_trampoline
+    FUNC_SIZE(ctx_trampoline)
 
 #endif
 
-#if defined(__aarch64__) && defined(__ARM_FEATURE_BTI_DEFAULT)
+#if defined(__aarch64__) && defined(__ARM_FEATURE_BTI_DEFAULT) && defined(__ELF__)
 /* Tell the linker this object is BTI-compatible (GNU property note), or it
  * drops the BTI marking of the whole output. Outside the guard above: every
  * .S is assembled for every target, and one object without the note, even
@@ -168,4 +188,6 @@ ctx_trampoline:
     .popsection
 #endif
 
+#if defined(__ELF__)
     .section .note.GNU-stack,"",%progbits
+#endif

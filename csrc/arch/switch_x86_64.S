@@ -11,14 +11,33 @@
  * either side of the rsp swap. A debugger or profiler stopping inside
  * ctx_switch sees the suspending context's caller before the swap and the
  * resuming context's caller after it.
+ *
+ * Object formats: the same source assembles to ELF (Linux) and Mach-O
+ * (macOS) through the macros below (this file goes through the C
+ * preprocessor). Mach-O names C symbols with a leading underscore, spells
+ * .hidden as .private_extern, and has no .type, .size or .note.GNU-stack.
+ * Without .subsections_via_symbols the Mach-O linker keeps the file one
+ * block, so the nop ahead of ctx_trampoline stays where its FDE needs it.
  */
+#if defined(__APPLE__)
+#define SYM(name) _##name
+#define HIDDEN(name) .private_extern _##name
+#define FUNC_TYPE(name)
+#define FUNC_SIZE(name)
+#else
+#define SYM(name) name
+#define HIDDEN(name) .hidden name
+#define FUNC_TYPE(name) .type name, @function
+#define FUNC_SIZE(name) .size name, .-name
+#endif
+
 #if defined(__x86_64__) && !defined(PYGORO_CONTEXT_UCONTEXT)
     .text
-    .globl  ctx_switch
-    .hidden ctx_switch
-    .type   ctx_switch, @function
+    .globl  SYM(ctx_switch)
+    HIDDEN(ctx_switch)
+    FUNC_TYPE(ctx_switch)
     .p2align 4
-ctx_switch:                     /* rdi = from, rsi = to */
+SYM(ctx_switch):                /* rdi = from, rsi = to */
     .cfi_startproc
     pushq   %rbp
     .cfi_adjust_cfa_offset 8
@@ -68,7 +87,7 @@ ctx_switch:                     /* rdi = from, rsi = to */
     .cfi_restore rbp
     ret
     .cfi_endproc
-    .size   ctx_switch, .-ctx_switch
+    FUNC_SIZE(ctx_switch)
 
 /* First code run on a fresh stack: ctx_make leaves entry in r12 and its
  * argument in r13. rsp is 16-byte aligned here, as a call requires.
@@ -79,19 +98,19 @@ ctx_switch:                     /* rdi = from, rsi = to */
     .cfi_startproc
     .cfi_undefined rip          /* end of the unwinder's walk */
     nop
-    .globl  ctx_trampoline
-    .hidden ctx_trampoline
-    .type   ctx_trampoline, @function
-ctx_trampoline:
+    .globl  SYM(ctx_trampoline)
+    HIDDEN(ctx_trampoline)
+    FUNC_TYPE(ctx_trampoline)
+SYM(ctx_trampoline):
     xorl    %ebp, %ebp
     movq    %r13, %rdi
     callq   *%r12
     ud2                         /* entry must not return */
     .cfi_endproc
-    .size   ctx_trampoline, .-ctx_trampoline
+    FUNC_SIZE(ctx_trampoline)
 #endif
 
-#if defined(__aarch64__) && defined(__ARM_FEATURE_BTI_DEFAULT)
+#if defined(__aarch64__) && defined(__ARM_FEATURE_BTI_DEFAULT) && defined(__ELF__)
 /* This file is assembled (empty) on aarch64 too, and an object without the
  * BTI property note drops BTI from the whole output: see switch_aarch64.S. */
     .pushsection .note.gnu.property, "a"
@@ -102,4 +121,6 @@ ctx_trampoline:
     .popsection
 #endif
 
+#if defined(__ELF__)
     .section .note.GNU-stack,"",@progbits
+#endif
