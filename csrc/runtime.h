@@ -78,7 +78,8 @@ int64_t nanotime(void); /* CLOCK_MONOTONIC, ns */
 uint32_t cheaprand(void); /* per-M (or per-thread) xorshift; not for crypto */
 uint32_t cheaprandn(uint32_t n); /* uniform-ish in [0, n) */
 
-/* futex wrappers (sched/note.c). */
+/* futex wrappers: sched/futex_linux.c (futex(2)), sched/futex_darwin.c
+ * (__ulock_wait/__ulock_wake); the contract is at the top of either. */
 void futex_wait(_Atomic uint32_t *addr, uint32_t val);
 /* 0 woken or value changed, -1 timeout, -2 EINTR */
 int futex_timedwait(_Atomic uint32_t *addr, uint32_t val, int64_t ns);

@@ -1,55 +1,18 @@
-/* Futexes, notes (one-shot sleep/wakeup), the clock and cheap randomness.
+/* Notes (one-shot sleep/wakeup), the clock and cheap randomness.
  *
  * A note is Go's: one sleeper, one waker, key 0 = not yet woken, 1 = woken.
  * note_wakeup stores 1 before waking, so a wakeup that lands before the sleep
- * starts is not lost: the futex syscall compares the key to 0 atomically with
- * going to sleep.
+ * starts is not lost: the futex wait compares the key to 0 atomically with
+ * going to sleep (futex_linux.c, futex_darwin.c).
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../runtime.h"
-
-void futex_wait(_Atomic uint32_t *addr, uint32_t val)
-{
-    /* Private futex: the word is never shared across processes. EINTR and
-     * spurious wakeups are fine, every caller re-checks its condition. */
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-int futex_timedwait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
-{
-    struct timespec ts, *tsp = NULL;
-    if (ns >= 0) {
-        ts.tv_sec = ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        tsp = &ts;
-    }
-    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
-    if (r == 0)
-        return 0;
-    /* Read errno right away: the caller may be a goroutine that migrates at
-     * its next park, and glibc's __errno_location is declared const, so a
-     * compiler may reuse an errno address across a context switch. */
-    int e = errno;
-    if (e == ETIMEDOUT)
-        return -1;
-    if (e == EINTR)
-        return -2;
-    return 0; /* EAGAIN: the value had already changed */
-}
-
-void futex_wake(_Atomic uint32_t *addr, int n)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
 
 void note_clear(struct note *n)
 {
