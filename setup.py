@@ -17,9 +17,9 @@ Environment:
 Every build recompiles every file: the flags above change the objects without
 changing any source, and csrc/ compiles in seconds.
 
-The runtime is Linux-only (see csrc/sched/platform.c). Elsewhere the build
-compiles that one file first, so its #error naming what a port needs is the
-whole output instead of one error among many from the files that need it.
+The runtime is for Linux and macOS (see csrc/sched/platform.c). Elsewhere the
+build compiles that one file first, so its #error naming what a port needs is
+the whole output instead of one error among many from the files that need it.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class BuildExt(build_ext):
         # driver, and gcc/clang assemble .S after preprocessing it.
         if ".S" not in self.compiler.src_extensions:
             self.compiler.src_extensions.append(".S")
-        if not sys.platform.startswith("linux"):
+        if not sys.platform.startswith(("linux", "darwin")):
             # raises CompileError carrying the file's #error (see the docstring)
             self.compiler.compile([PLATFORM_CHECK], output_dir=self.build_temp, extra_postargs=cflags)
         super().build_extensions()

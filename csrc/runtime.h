@@ -74,7 +74,7 @@ void note_sleep(struct note *n);
  * (EINTR); *interrupted is then set. */
 bool note_timedsleep(struct note *n, int64_t ns, bool interruptible, bool *interrupted);
 
-int64_t nanotime(void); /* CLOCK_MONOTONIC, ns */
+int64_t nanotime(void); /* ns, time.monotonic()'s clock (sched/platform.h) */
 uint32_t cheaprand(void); /* per-M (or per-thread) xorshift; not for crypto */
 uint32_t cheaprandn(uint32_t n); /* uniform-ish in [0, n) */
 

@@ -22,7 +22,12 @@
 
 #include <stddef.h>
 
-#if defined(PYGORO_CONTEXT_UCONTEXT)
+#if defined(PYGORO_CONTEXT_UCONTEXT) && defined(__APPLE__)
+/* macOS deprecates the ucontext calls (<ucontext.h> refuses to compile
+ * without _XOPEN_SOURCE) and its swapcontext makes a sigprocmask syscall per
+ * switch: macOS uses the assembly switch (see sched/platform.c). */
+#error "PYGORO_CONTEXT_UCONTEXT is not supported on macOS: build without it (the assembly switch)"
+#elif defined(PYGORO_CONTEXT_UCONTEXT)
 #include <ucontext.h>
 struct goro_context {
     ucontext_t uc;

@@ -153,13 +153,23 @@ SYM(ctx_switch):                        /* x0 = from, x1 = to */
  * x30 undefined marks the outermost frame: debuggers and _Unwind_Backtrace
  * stop here instead of walking into the stack's unused top. */
     .p2align 4
+#if defined(__APPLE__)
+/* Mach-O: no symbol may sit inside a CFI frame, and its linkers tie an FDE
+ * to the symbol it starts at, so here the symbol is on the nop and ctx_make
+ * plants ctx_trampoline + 4 bytes (switch_aarch64_make.c) as the return address. */
+    .globl  SYM(ctx_trampoline)
+    HIDDEN(ctx_trampoline)
+SYM(ctx_trampoline):
+#endif
     .cfi_startproc
     .cfi_undefined x30
     nop
-    .globl  SYM(ctx_trampoline)
-    HIDDEN(ctx_trampoline)
-    FUNC_TYPE(ctx_trampoline)
-SYM(ctx_trampoline):
+#if !defined(__APPLE__)
+    .globl  ctx_trampoline
+    .hidden ctx_trampoline
+    .type   ctx_trampoline, %function
+ctx_trampoline:
+#endif
     mov     x29, xzr                    /* end of the frame-pointer chain */
     mov     x0, x20
     blr     x19

@@ -7,6 +7,17 @@
 
 void ctx_trampoline(void);
 
+/* Where ctx_switch's `ret` enters the trampoline. The unwind description
+ * must cover the return address minus one, so it starts one instruction (a
+ * nop) before the entry: on ELF the symbol is past the nop, on Mach-O
+ * (where no symbol may sit inside the description) on it. See
+ * switch_aarch64.S. */
+#if defined(__APPLE__)
+#define TRAMPOLINE_ENTRY ((uintptr_t)ctx_trampoline + 4)
+#else
+#define TRAMPOLINE_ENTRY ((uintptr_t)ctx_trampoline)
+#endif
+
 /* Slots of the saved frame, in 8-byte words; keep in step with the .S. */
 enum {
     SLOT_X19 = 0,     /* entry, for the trampoline */
@@ -32,7 +43,7 @@ void ctx_make(struct goro_context *ctx, void *stack_lo, size_t size,
     sp[SLOT_X19] = (uint64_t)(uintptr_t)entry;
     sp[SLOT_X20] = (uint64_t)(uintptr_t)arg;
     sp[SLOT_X29] = 0;
-    sp[SLOT_X30] = (uint64_t)(uintptr_t)ctx_trampoline;
+    sp[SLOT_X30] = (uint64_t)TRAMPOLINE_ENTRY;
     sp[SLOT_FPCR] = fpcr;
     ctx->sp = sp;
 }

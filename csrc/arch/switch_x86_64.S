@@ -16,8 +16,6 @@
  * (macOS) through the macros below (this file goes through the C
  * preprocessor). Mach-O names C symbols with a leading underscore, spells
  * .hidden as .private_extern, and has no .type, .size or .note.GNU-stack.
- * Without .subsections_via_symbols the Mach-O linker keeps the file one
- * block, so the nop ahead of ctx_trampoline stays where its FDE needs it.
  */
 #if defined(__APPLE__)
 #define SYM(name) _##name
@@ -95,13 +93,23 @@ SYM(ctx_switch):                /* rdi = from, rsi = to */
  * ctx_trampoline as a return address, and unwinders look up return address
  * minus one to find the frame description, so that byte must be covered. */
     .p2align 4
+#if defined(__APPLE__)
+/* Mach-O: no symbol may sit inside a CFI frame, and its linkers tie an FDE
+ * to the symbol it starts at, so here the symbol is on the nop and ctx_make
+ * plants ctx_trampoline + 1 byte (switch_x86_64_make.c) as the return address. */
+    .globl  SYM(ctx_trampoline)
+    HIDDEN(ctx_trampoline)
+SYM(ctx_trampoline):
+#endif
     .cfi_startproc
     .cfi_undefined rip          /* end of the unwinder's walk */
     nop
-    .globl  SYM(ctx_trampoline)
-    HIDDEN(ctx_trampoline)
-    FUNC_TYPE(ctx_trampoline)
-SYM(ctx_trampoline):
+#if !defined(__APPLE__)
+    .globl  ctx_trampoline
+    .hidden ctx_trampoline
+    .type   ctx_trampoline, @function
+ctx_trampoline:
+#endif
     xorl    %ebp, %ebp
     movq    %r13, %rdi
     callq   *%r12

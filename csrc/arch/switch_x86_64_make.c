@@ -7,6 +7,16 @@
 
 void ctx_trampoline(void);
 
+/* Where ctx_switch's `ret` enters the trampoline. The unwind description
+ * must cover the return address minus one, so it starts one byte (a nop)
+ * before the entry: on ELF the symbol is past the nop, on Mach-O (where no
+ * symbol may sit inside the description) on it. See switch_x86_64.S. */
+#if defined(__APPLE__)
+#define TRAMPOLINE_ENTRY ((uintptr_t)ctx_trampoline + 1)
+#else
+#define TRAMPOLINE_ENTRY ((uintptr_t)ctx_trampoline)
+#endif
+
 void ctx_make(struct goro_context *ctx, void *stack_lo, size_t size,
               void (*entry)(void *), void *arg)
 {
@@ -26,7 +36,7 @@ void ctx_make(struct goro_context *ctx, void *stack_lo, size_t size,
     sp[4] = (uint64_t)(uintptr_t)entry; /* r12 */
     sp[5] = 0;                          /* rbx */
     sp[6] = 0;                          /* rbp */
-    sp[7] = (uint64_t)(uintptr_t)ctx_trampoline;
+    sp[7] = (uint64_t)TRAMPOLINE_ENTRY;
     ctx->sp = sp;
 }
 #else

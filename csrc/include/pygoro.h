@@ -177,7 +177,7 @@ GORO_EXTERN int goro_select(goro_select_case *cases, int ncases, int64_t timeout
 
 /* A Timer (period 0) or Ticker (period > 0; NULL if negative): fires after
  * ns, then every period_ns. Its channel (capacity 1) delivers the nanotime
- * (CLOCK_MONOTONIC ns, int64) at which it fired; a Ticker whose receiver is
+ * (goro_nanotime, int64) at which it fired; a Ticker whose receiver is
  * behind drops ticks. Go 1.23 semantics: after stop or reset returns, no
  * value from before is received. Stop, reset and free may be called from
  * any goroutine or thread, concurrently. */
@@ -194,7 +194,9 @@ GORO_EXTERN bool goro_timer_stop(goro_timer_t *t);
 GORO_EXTERN bool goro_timer_reset(goro_timer_t *t, int64_t ns, int64_t period_ns);
 /* Stop and free, with the channel: nobody may still be using either. */
 GORO_EXTERN void goro_timer_free(goro_timer_t *t);
-/* CLOCK_MONOTONIC in ns. */
+/* The monotonic clock in ns: CLOCK_MONOTONIC on Linux, CLOCK_UPTIME_RAW
+ * (mach_absolute_time) on macOS; in both, the clock of Python's
+ * time.monotonic(). */
 GORO_EXTERN int64_t goro_nanotime(void);
 
 /* ---- sync -------------------------------------------------------------- */

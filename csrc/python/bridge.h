@@ -67,7 +67,7 @@ int bridge_after_interrupt(const char *what);
 /* What the C channel under a Chan carries, and what a receive returns. */
 enum bridge_chan_kind {
     BRIDGE_CHAN_OBJECT = 0,   /* PyObject*, the reference handed over (chan()) */
-    BRIDGE_CHAN_NANOTIME = 1, /* int64 CLOCK_MONOTONIC ns (a timer's channel):
+    BRIDGE_CHAN_NANOTIME = 1, /* int64 nanotime ns (a timer's channel):
                                  received as float seconds, time.monotonic()'s clock */
 };
 /* A Chan over a C channel made elsewhere (a timer's), holding a reference to

@@ -10,7 +10,7 @@
  * wrap it; this file only knows two kinds:
  *
  *   Timer/Ticker (_timer): the runtime timer sends its fire time, an int64
- *     CLOCK_MONOTONIC nanotime, into a one-slot C channel. Python reaches
+ *     nanotime, into a one-slot C channel. Python reaches
  *     that channel through a Chan made by bridge_chan_wrap (chan_type.c):
  *     receiving from it, directly or in select(), yields float seconds on
  *     time.monotonic()'s clock. The Chan holds the handle and the handle

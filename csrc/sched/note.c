@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../runtime.h"
+#include "platform.h"
 
 void note_clear(struct note *n)
 {
@@ -60,9 +61,7 @@ bool note_timedsleep(struct note *n, int64_t ns, bool interruptible, bool *inter
 
 int64_t nanotime(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return os_clock_ns(OS_CLOCK);
 }
 
 int64_t goro_nanotime(void)

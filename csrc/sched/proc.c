@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "platform.h"
 #include "sched.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -840,15 +841,7 @@ static void *mstart(void *arg)
     tls_m = mp;
     mp->g0.m = mp;
     atomic_store_explicit(&mp->g0.status, G_RUNNING, memory_order_relaxed);
-    pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        void *addr;
-        size_t size;
-        pthread_attr_getstack(&attr, &addr, &size);
-        mp->g0.stack.lo = (uintptr_t)addr;
-        mp->g0.stack.hi = (uintptr_t)addr + size;
-        pthread_attr_destroy(&attr);
-    }
+    os_thread_stack(&mp->g0.stack.lo, &mp->g0.stack.hi);
 #ifdef GORO_TSAN
     mp->g0.tsan_fiber = __tsan_get_current_fiber();
 #endif
@@ -1182,11 +1175,8 @@ void go_park_commit_wait(struct g *gp)
 
 static inline int64_t coarse_now(void)
 {
-    /* wait_since is for humans reading a dump: the vDSO coarse clock
-     * (~4 ms resolution) costs a few ns instead of ~20. */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    /* wait_since is for humans reading a dump: see OS_CLOCK_COARSE */
+    return os_clock_ns(OS_CLOCK_COARSE);
 }
 
 void go_park(park_unlock_fn unlockf, void *arg, enum wait_reason reason)
@@ -1352,18 +1342,6 @@ int sched_gomaxprocs(void)
 /* Runtime start, stop, gomaxprocs                                            */
 
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
-
-int goro_num_cpu(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0)
-            return n;
-    }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
 
 static int clamp_procs(int n)
 {

@@ -14,7 +14,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__APPLE__)
+#include <sys/ucontext.h> /* <ucontext.h> wants _XOPEN_SOURCE: deprecated API */
+#else
 #include <ucontext.h>
+#endif
 
 #include "sched.h"
 
@@ -27,7 +31,13 @@ static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static uintptr_t interrupted_sp(void *uctx)
 {
     ucontext_t *uc = uctx;
-#if defined(__x86_64__)
+#if defined(__APPLE__) && defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext->__ss.__rsp;
+#elif defined(__APPLE__) && defined(__aarch64__)
+    /* the accessor, not __ss.__sp: the field is opaque where pointer
+     * authentication signs it (arm64e) */
+    return (uintptr_t)__darwin_arm_thread_state64_get_sp(uc->uc_mcontext->__ss);
+#elif defined(__x86_64__)
     return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
 #elif defined(__aarch64__)
     return (uintptr_t)uc->uc_mcontext.sp;

@@ -33,7 +33,8 @@
  * Freed stacks are reused: the scheduler keeps dead Gs with their stacks on
  * per-P and global free lists (proc.c). Only the overflow of those lists
  * reaches stack_free_g, which returns memory to the OS (munmap for guarded
- * stacks, MADV_DONTNEED and a free list for slab stacks).
+ * stacks, MADV_DONTNEED (MADV_FREE on macOS) and a free list for slab
+ * stacks).
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -42,6 +43,24 @@
 #include <unistd.h>
 
 #include "sched.h"
+
+/* macOS has no MAP_STACK (a hint on Linux) and keeps MAP_NORESERVE for
+ * compatibility only: its anonymous memory is committed lazily anyway. Its
+ * MADV_DONTNEED only lowers the pages' priority and keeps them resident;
+ * MADV_FREE lets the kernel take them back (nothing reads a freed stack's
+ * old contents: g_at_top rewrites the struct g, the canary lives in the
+ * page kept below). */
+#ifndef MAP_STACK
+#define MAP_STACK 0
+#endif
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+#if defined(__APPLE__)
+#define STACK_RELEASE_ADVICE MADV_FREE
+#else
+#define STACK_RELEASE_ADVICE MADV_DONTNEED
+#endif
 
 #define STACK_MIN (16 * 1024)
 #define STACK_DEFAULT (64 * 1024)
@@ -239,7 +258,7 @@ void stack_free_g(struct g *gp)
     /* Give the pages back, except the top one: it holds the canary of the
      * stack above, which must survive. The range stays ours for reuse. */
     if (size > stk.page)
-        madvise((void *)lo, size - stk.page, MADV_DONTNEED);
+        madvise((void *)lo, size - stk.page, STACK_RELEASE_ADVICE);
     rtlock_lock(&stk.lock);
     struct stack_class *c = class_for(size);
     if (c) {
