@@ -47,7 +47,7 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* ------------------------------------------------------------------------ */
-/* Low-level locks and sleeping: sched/lock.c, sched/note.c                  */
+/* Low-level locks and sleeping: sched/lock.c, sched/note.c, sched/futex_*.c */
 
 /* A runtime lock: a futex word with a short spin (Go's runtime.mutex). Held
  * only for short critical sections; never held across a park except by the
