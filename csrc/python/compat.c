@@ -74,7 +74,20 @@ PyThreadState *compat_current_tstate(void)
  * the interpreter's own frame chain: a frame object (PyEval_GetFrame) would
  * have to be allocated on every spawn, this costs two loads and an incref.
  * The line number is computed only when a dump prints it. */
+#if PY_VERSION_HEX >= 0x030E0000
+/* 3.14 moved _PyInterpreterFrame and its accessors out of pycore_frame.h;
+ * f_executable is now a tagged _PyStackRef, which _PyFrame_GetCode untags.
+ * Some of the inline helpers these headers pull in leave a parameter unused
+ * in GIL builds, which PYGORO_STRICT's -Wextra -Werror would reject. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "internal/pycore_interpframe.h"
+#include "internal/pycore_tstate.h"    /* _PyThreadStateImpl: the C stack bounds */
+#include "internal/pycore_pythonrun.h" /* _PyOS_STACK_MARGIN_BYTES */
+#pragma GCC diagnostic pop
+#else
 #include "internal/pycore_frame.h"
+#endif
 
 size_t compat_frames(PyThreadState *tstate, struct compat_frame *out, size_t cap)
 {
@@ -206,8 +219,50 @@ void compat_detach(void)
     PyEval_SaveThread();
 }
 
-void compat_set_recursion_budget(PyThreadState *tstate, size_t stack_bytes)
+#if PY_VERSION_HEX >= 0x030E0000 && defined(__ELF__)
+/* Added in 3.14.1 (gh-139653). Referenced weakly so that a module built
+ * against newer 3.14 headers still loads into 3.14.0, where the symbol is
+ * missing (CPython dlopens extensions with RTLD_NOW) and we fall back to
+ * writing the same three fields ourselves. */
+PyAPI_FUNC(int) PyUnstable_ThreadState_SetStackProtection(PyThreadState *, void *, size_t);
+#pragma weak PyUnstable_ThreadState_SetStackProtection
+#endif
+
+int compat_set_recursion_budget(PyThreadState *tstate, uintptr_t stack_lo, size_t stack_bytes)
 {
+#if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14 dropped the C recursion counter: every recursion check compares
+     * the machine stack pointer with limits stored in the tstate, a soft one
+     * (RecursionError) two margins above the stack's base and a hard one
+     * (fatal error) one margin above it. The first attach fills them from
+     * the OS thread's stack (pthread_getattr_np), not the goroutine's, and
+     * never again, so they are wrong for a goroutine on its mmap'd stack and
+     * stale for a pooled tstate that moves to another one: set them at each
+     * goroutine start. (With limits that do not match the stack in use,
+     * 3.14.1+ disables the check entirely, 3.14.0 raises RecursionError at
+     * once or never.) Nothing else resets them while the goroutine
+     * migrates between Ms: the stack goes with it. */
+    if (stack_bytes < 3 * _PyOS_STACK_MARGIN_BYTES) {
+        PyErr_Format(PyExc_ValueError,
+                     "pygoro: a %zu-byte goroutine stack is too small for this Python "
+                     "(at least %zu bytes: see pygoro.runtime.stack_size)",
+                     stack_bytes, (size_t)(3 * _PyOS_STACK_MARGIN_BYTES));
+        return -1;
+    }
+#if defined(__ELF__)
+    if (PyUnstable_ThreadState_SetStackProtection == NULL) {
+        /* 3.14.0: what the function does in a release build. These three
+         * fields sit at the same offsets in every 3.14 release. */
+        _PyThreadStateImpl *ts = (_PyThreadStateImpl *)tstate;
+        ts->c_stack_top = stack_lo + stack_bytes;
+        ts->c_stack_hard_limit = stack_lo + _PyOS_STACK_MARGIN_BYTES;
+        ts->c_stack_soft_limit = stack_lo + 2 * _PyOS_STACK_MARGIN_BYTES;
+        return 0;
+    }
+#endif
+    return PyUnstable_ThreadState_SetStackProtection(tstate, (void *)stack_lo, stack_bytes);
+#else
+    (void)stack_lo;
     int budget = stack_bytes > STACK_RESERVE ? (int)((stack_bytes - STACK_RESERVE) / C_LEVEL_BYTES)
                                              : 50;
 #if PY_VERSION_HEX >= 0x030C0000
@@ -216,6 +271,8 @@ void compat_set_recursion_budget(PyThreadState *tstate, size_t stack_bytes)
 #else
     if (tstate->recursion_remaining > budget)
         tstate->recursion_remaining = budget;
+#endif
+    return 0;
 #endif
 }
 
