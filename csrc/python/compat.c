@@ -30,6 +30,15 @@
  *    budget of (stack - reserve) / C_LEVEL_BYTES. 3.11 has one counter for
  *    Python and C recursion (recursion_remaining); we cap it the same way,
  *    which only matters if the program raised sys.setrecursionlimit.
+ *    3.14 has no counter: it compares the stack pointer with bounds kept in
+ *    the tstate (DESIGN.md rule 6), which we point at the goroutine's own
+ *    stack at every goroutine start (compat_set_recursion_budget).
+ *
+ * What 3.14 (GIL build) leaves as 3.12/3.13 had it: the autoTSSkey and the
+ * bound_gilstate bit (rule 3), PyEval_RestoreThread/SaveThread (rule 2),
+ * the signal flag. Its finalization hangs, rather than exits, a thread that
+ * takes the GIL too late (rule 8); goroutine.c's bridge_finalizing keeps
+ * every M from trying, whatever the version does.
  */
 #define Py_BUILD_CORE 1
 #include <Python.h>
