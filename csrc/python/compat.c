@@ -247,10 +247,15 @@ int compat_set_recursion_budget(PyThreadState *tstate, uintptr_t stack_lo, size_
      * the OS thread's stack (pthread_getattr_np), not the goroutine's, and
      * never again, so they are wrong for a goroutine on its mmap'd stack and
      * stale for a pooled tstate that moves to another one: set them at each
-     * goroutine start. (With limits that do not match the stack in use,
-     * 3.14.1+ disables the check entirely, 3.14.0 raises RecursionError at
-     * once or never.) Nothing else resets them while the goroutine
-     * migrates between Ms: the stack goes with it. */
+     * goroutine start. With limits that do not match the stack in use,
+     * 3.14.1+ disables the recursion check entirely (3.14.0 raises
+     * RecursionError at once or never), and _Py_Dealloc, which asks how
+     * many margins are left (_Py_RecursionLimit_GetMargin, no such guard),
+     * may find none and defer every GC object's deallocation to the
+     * tstate's delete_later list, which nothing empties: a leak (seen with
+     * after_func's PyGILState tstate, time_type.c). Nothing else resets the
+     * bounds while the goroutine migrates between Ms: the stack goes with
+     * it. */
     if (stack_bytes < 3 * _PyOS_STACK_MARGIN_BYTES) {
         PyErr_Format(PyExc_ValueError,
                      "pygoro: a %zu-byte goroutine stack is too small for this Python "

@@ -67,7 +67,9 @@ void compat_detach(void);
  * stack_lo + stack_bytes) can hold so that deep recursion raises
  * RecursionError instead of overflowing it. Call attached, at goroutine
  * start (3.11-3.13: counters at their maximum; 3.14: every goroutine start,
- * since a pooled tstate has the bounds of its previous goroutine's stack).
+ * since a pooled tstate has the bounds of its previous goroutine's stack),
+ * and for any other tstate that runs Python on a goroutine stack (one that
+ * PyGILState_Ensure made there), whose bounds are the OS thread's.
  * 0, or -1 with an exception set (3.14: a stack too small for the
  * interpreter's safety margins). */
 int compat_set_recursion_budget(PyThreadState *tstate, uintptr_t stack_lo, size_t stack_bytes);
