@@ -41,6 +41,18 @@ PKGS="python3.14-minimal python3.14 python3.14-dev libpython3.14-minimal libpyth
   libc6 libexpat1 zlib1g libffi8 libssl3t64 libbz2-1.0 liblzma5 libzstd1 libsqlite3-0
   libmpdec4 libuuid1 libcrypt1 libncursesw6 libtinfo6 libreadline8t64"
 
+# The tools below, on a bare Debian 12 (a cheap no-op where they are).
+missing=""
+for t in curl:curl gpgv:gpgv xz:xz-utils dpkg-deb:dpkg sha256sum:coreutils; do
+  command -v "${t%%:*}" >/dev/null 2>&1 || missing+=" ${t#*:}"
+done
+if [ -n "$missing" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends ca-certificates debian-archive-keyring $missing >/dev/null
+fi
+
 rm -rf "$WORK" && mkdir -p "$WORK/debs" && cd "$WORK"
 curl -fsS --retry 3 -o InRelease "$MIRROR/dists/sid/InRelease"
 gpgv --keyring "$KEYRING" --output Release InRelease 2>gpgv.log ||
@@ -72,7 +84,7 @@ while read -r file sha; do
   curl -fsS --retry 3 -o "$deb" "$MIRROR/$file"
   echo "$sha  $deb" | sha256sum -c --quiet -
 done <files.txt
-echo "using $(grep -o '/python3\.14_[^/]*\.deb' files.txt)" >&2
+echo "using $(sed -n 's|.*/\(python3\.14_[^/ ]*\.deb\) .*|\1|p' files.txt)" >&2
 
 rm -rf "$PREFIX" && mkdir -p "$PREFIX"
 for deb in debs/*.deb; do dpkg-deb -x "$deb" "$PREFIX"; done
