@@ -30,6 +30,15 @@
  *    budget of (stack - reserve) / C_LEVEL_BYTES. 3.11 has one counter for
  *    Python and C recursion (recursion_remaining); we cap it the same way,
  *    which only matters if the program raised sys.setrecursionlimit.
+ *    3.14 has no counter: it compares the stack pointer with bounds kept in
+ *    the tstate (DESIGN.md rule 6), which we point at the goroutine's own
+ *    stack at every goroutine start (compat_set_recursion_budget).
+ *
+ * What 3.14 (GIL build) leaves as 3.12/3.13 had it: the autoTSSkey and the
+ * bound_gilstate bit (rule 3), PyEval_RestoreThread/SaveThread (rule 2),
+ * the signal flag. Its finalization hangs, rather than exits, a thread that
+ * takes the GIL too late (rule 8); goroutine.c's bridge_finalizing keeps
+ * every M from trying, whatever the version does.
  */
 #define Py_BUILD_CORE 1
 #include <Python.h>
@@ -74,7 +83,20 @@ PyThreadState *compat_current_tstate(void)
  * the interpreter's own frame chain: a frame object (PyEval_GetFrame) would
  * have to be allocated on every spawn, this costs two loads and an incref.
  * The line number is computed only when a dump prints it. */
+#if PY_VERSION_HEX >= 0x030E0000
+/* 3.14 moved _PyInterpreterFrame and its accessors out of pycore_frame.h;
+ * f_executable is now a tagged _PyStackRef, which _PyFrame_GetCode untags.
+ * Some of the inline helpers these headers pull in leave a parameter unused
+ * in GIL builds, which PYGORO_STRICT's -Wextra -Werror would reject. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "internal/pycore_interpframe.h"
+#include "internal/pycore_tstate.h"    /* _PyThreadStateImpl: the C stack bounds */
+#include "internal/pycore_pythonrun.h" /* _PyOS_STACK_MARGIN_BYTES */
+#pragma GCC diagnostic pop
+#else
 #include "internal/pycore_frame.h"
+#endif
 
 size_t compat_frames(PyThreadState *tstate, struct compat_frame *out, size_t cap)
 {
@@ -206,8 +228,55 @@ void compat_detach(void)
     PyEval_SaveThread();
 }
 
-void compat_set_recursion_budget(PyThreadState *tstate, size_t stack_bytes)
+#if PY_VERSION_HEX >= 0x030E0000 && defined(__ELF__)
+/* Added in 3.14.1 (gh-139653). Referenced weakly so that a module built
+ * against newer 3.14 headers still loads into 3.14.0, where the symbol is
+ * missing (CPython dlopens extensions with RTLD_NOW) and we fall back to
+ * writing the same three fields ourselves. */
+PyAPI_FUNC(int) PyUnstable_ThreadState_SetStackProtection(PyThreadState *, void *, size_t);
+#pragma weak PyUnstable_ThreadState_SetStackProtection
+#endif
+
+int compat_set_recursion_budget(PyThreadState *tstate, uintptr_t stack_lo, size_t stack_bytes)
 {
+#if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14 dropped the C recursion counter: every recursion check compares
+     * the machine stack pointer with limits stored in the tstate, a soft one
+     * (RecursionError) two margins above the stack's base and a hard one
+     * (fatal error) one margin above it. The first attach fills them from
+     * the OS thread's stack (pthread_getattr_np), not the goroutine's, and
+     * never again, so they are wrong for a goroutine on its mmap'd stack and
+     * stale for a pooled tstate that moves to another one: set them at each
+     * goroutine start. With limits that do not match the stack in use,
+     * 3.14.1+ disables the recursion check entirely (3.14.0 raises
+     * RecursionError at once or never), and _Py_Dealloc, which asks how
+     * many margins are left (_Py_RecursionLimit_GetMargin, no such guard),
+     * may find none and defer every GC object's deallocation to the
+     * tstate's delete_later list, which nothing empties: a leak (seen with
+     * after_func's PyGILState tstate, time_type.c). Nothing else resets the
+     * bounds while the goroutine migrates between Ms: the stack goes with
+     * it. */
+    if (stack_bytes < 3 * _PyOS_STACK_MARGIN_BYTES) {
+        PyErr_Format(PyExc_ValueError,
+                     "pygoro: a %zu-byte goroutine stack is too small for this Python "
+                     "(at least %zu bytes: see pygoro.runtime.stack_size)",
+                     stack_bytes, (size_t)(3 * _PyOS_STACK_MARGIN_BYTES));
+        return -1;
+    }
+#if defined(__ELF__)
+    if (PyUnstable_ThreadState_SetStackProtection == NULL) {
+        /* 3.14.0: what the function does in a release build. These three
+         * fields sit at the same offsets in every 3.14 release. */
+        _PyThreadStateImpl *ts = (_PyThreadStateImpl *)tstate;
+        ts->c_stack_top = stack_lo + stack_bytes;
+        ts->c_stack_hard_limit = stack_lo + _PyOS_STACK_MARGIN_BYTES;
+        ts->c_stack_soft_limit = stack_lo + 2 * _PyOS_STACK_MARGIN_BYTES;
+        return 0;
+    }
+#endif
+    return PyUnstable_ThreadState_SetStackProtection(tstate, (void *)stack_lo, stack_bytes);
+#else
+    (void)stack_lo;
     int budget = stack_bytes > STACK_RESERVE ? (int)((stack_bytes - STACK_RESERVE) / C_LEVEL_BYTES)
                                              : 50;
 #if PY_VERSION_HEX >= 0x030C0000
@@ -216,6 +285,8 @@ void compat_set_recursion_budget(PyThreadState *tstate, size_t stack_bytes)
 #else
     if (tstate->recursion_remaining > budget)
         tstate->recursion_remaining = budget;
+#endif
+    return 0;
 #endif
 }
 

@@ -8,6 +8,7 @@
 #include <Python.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A new thread state for a goroutine, not bound to the calling OS thread's
  * PyGILState slot (CPython binds a new tstate to the creating thread when its
@@ -62,10 +63,16 @@ void compat_after_fork_child(void);
  * thread keeps a pointer to a tstate that may move or be freed. */
 void compat_detach(void);
 
-/* Limit CPython's C-recursion budget to what `stack_bytes` can hold so that
- * deep recursion raises RecursionError instead of overflowing the goroutine's
- * stack. Call at goroutine start (counters at their maximum). */
-void compat_set_recursion_budget(PyThreadState *tstate, size_t stack_bytes);
+/* Limit CPython's C recursion to what the goroutine's stack [stack_lo,
+ * stack_lo + stack_bytes) can hold so that deep recursion raises
+ * RecursionError instead of overflowing it. Call attached, at goroutine
+ * start (3.11-3.13: counters at their maximum; 3.14: every goroutine start,
+ * since a pooled tstate has the bounds of its previous goroutine's stack),
+ * and for any other tstate that runs Python on a goroutine stack (one that
+ * PyGILState_Ensure made there), whose bounds are the OS thread's.
+ * 0, or -1 with an exception set (3.14: a stack too small for the
+ * interpreter's safety margins). */
+int compat_set_recursion_budget(PyThreadState *tstate, uintptr_t stack_lo, size_t stack_bytes);
 
 /* Reset per-goroutine state of a finished goroutine's tstate so that the
  * next goroutine reusing it starts clean (threading.local data, tracing).

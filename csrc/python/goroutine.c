@@ -262,9 +262,9 @@ static void py_goroutine_main(void *arg)
     compat_attach(ts);
     bridge_attach_end();
     gp->py = p;
-    compat_set_recursion_budget(ts, p->stack_size);
-
-    if (PyContext_Enter(p->context) == 0) {
+    if (compat_set_recursion_budget(ts, gp->stack.lo, gp->stack.hi - gp->stack.lo) < 0) {
+        report_exception(p, goid);
+    } else if (PyContext_Enter(p->context) == 0) {
         PyObject *r = PyObject_Call(p->fn, p->args, p->kwargs);
         if (r == NULL)
             report_exception(p, goid);

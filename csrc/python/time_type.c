@@ -48,6 +48,7 @@
  * their locks inside and return before we touch an object.
  */
 #include "bridge.h"
+#include "compat.h"
 
 #include <math.h>
 
@@ -248,18 +249,30 @@ static void after_func_fire_py(void *arg)
         return; /* the interpreter is going away: the reference leaks */
     PyGILState_STATE st = PyGILState_Ensure();
     bridge_attach_end();
+    /* The fresh thread state took its C stack bounds (3.14) or recursion
+     * budget (3.12/3.13) from the OS thread's stack, not this goroutine's:
+     * on 3.14 every deallocation of a GC object would then be deferred to a
+     * list that is never emptied (its _Py_Dealloc sees no stack margin left)
+     * and fn, args and the handle would leak. */
+    struct g *gp = getg();
+    PyObject *ctx = NULL;
+    if (compat_set_recursion_budget(PyThreadState_Get(), gp->stack.lo,
+                                    gp->stack.hi - gp->stack.lo) < 0)
+        goto out;
     /* Start fn in a copy of the caller's contextvars: bridge_go copies the
      * current context, so enter one first (a copy, as the same context
      * cannot be entered twice and the timer may fire again meanwhile). */
-    PyObject *ctx = PyContext_Copy(h->context);
+    ctx = PyContext_Copy(h->context);
     if (ctx != NULL && PyContext_Enter(ctx) == 0) {
         PyObject *r = bridge_go(h->fn, h->args, h->kwargs);
         Py_XDECREF(r);
         PyContext_Exit(ctx);
     }
     Py_XDECREF(ctx);
+out:
     if (PyErr_Occurred())
-        PyErr_WriteUnraisable(h->fn); /* out of memory: say so, nowhere to raise */
+        PyErr_WriteUnraisable(h->fn); /* out of memory, or a stack too small for this
+                                        * Python: say so, nowhere to raise */
     Py_DECREF(h); /* this arming's reference */
     PyGILState_Release(st);
 }
