@@ -421,9 +421,12 @@ static void reset_spinning(struct m *mp)
     wakep();
 }
 
+static bool timers_without_p(struct m *mp);
+
 /* Park this M until somebody hands it a P (startm) or, for the timer
- * sleeper, until the next timer is due. Returns with mp->p set, or NULL when
- * woken for timers without a P. */
+ * sleeper, until the next timer is due. Returns with mp->p set, or with
+ * none when woken for timers without a P, the due ones run and no P idle
+ * (timers_without_p). */
 static void stopm(struct m *mp)
 {
     /* seq_cst: Dekker with pin_ready's push (pin.c) */
@@ -479,6 +482,8 @@ static void stopm(struct m *mp)
     mp->nextp = NULL;
     if (pp)
         acquirep(mp, pp);
+    else
+        timers_without_p(mp);
 }
 
 void sched_timers_changed(int64_t when)
@@ -570,10 +575,15 @@ static bool any_work_queued(void)
     return false;
 }
 
-/* An M woken for timers without a P (stopm's timed sleep ran out, or
- * sched_timers_changed woke it early): fire the due timers, then take an
- * idle P for the goroutines they readied. True with mp->p set; false when no
- * P is idle (another M runs what they readied). */
+/* stopm's end for an M woken without a P (its timed sleep for timers ran
+ * out, or sched_timers_changed woke it early): fire the due timers, then
+ * take an idle P for the goroutines they readied. True with mp->p set; false
+ * when no P is idle (another M runs what they readied), and the caller's
+ * next stopm sleeps until the next timer. Both of stopm's callers used to
+ * get this only in find_runnable: schedule() went straight back into stopm,
+ * which found the earliest timer still due (no M with a P had reached a
+ * schedule point yet) and returned at once, over and over: 500,000 empty
+ * parks a round in a benchmark of 10,000 sleepers. */
 static bool timers_without_p(struct m *mp)
 {
     run_timers_if_due();
@@ -594,11 +604,8 @@ static struct g *find_runnable(struct m *mp)
     for (;;) {
         struct p *pp = mp->p;
         if (pp == NULL) {
-            if (!timers_without_p(mp)) {
-                stopm(mp);
-                continue;
-            }
-            pp = mp->p;
+            stopm(mp); /* back with a P, or without one after the timers ran */
+            continue;
         }
         if (unlikely(pp->id >= atomic_load_explicit(&sched.nprocs, memory_order_relaxed)))
             return NULL; /* schedule() retires the P */
@@ -792,14 +799,6 @@ static _Noreturn void schedule(struct m *mp)
             if (pp)
                 retire_p(mp);
             stopm(mp);
-            /* Back without a P: woken for timers, which nobody else may be
-             * about to run (every P's M can be deep in a goroutine). Looping
-             * straight back into stopm would find the earliest timer still
-             * due and return at once, over and over, until some M with a P
-             * ran it: 500,000 empty parks a round in a benchmark of 10,000
-             * sleepers. */
-            if (mp->p == NULL)
-                timers_without_p(mp);
             continue;
         }
         /* An idle M has pinned work and no P to run it: hand it ours. */
