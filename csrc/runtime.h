@@ -208,6 +208,13 @@ struct g *getg(void);
 struct m *getm(void);
 /* True if the caller is a goroutine (not a plain thread). */
 bool in_goroutine(void);
+/* Has the calling M goroutines queued to run next (its P's queue, or the
+ * global queue)? A hint for the Python bridge (proc.c). */
+bool m_has_queued_work(void);
+/* The calling M starts / stops waiting for the GIL with a Python goroutine
+ * switched in (the bridge's attach): sysmon then does not count its P as
+ * stuck and lends no P for its queue, whose M would wait for the GIL too. */
+void m_waiting_for_gil(bool waiting);
 
 /* Park the current G. unlockf(gp, arg) runs once gp's stack is no longer in
  * use (goroutine) or right before the thread sleeps (thread G); if it returns
@@ -299,6 +306,10 @@ struct rt_hooks {
     /* A goroutine with g->py set finished: free what py points to. Called on
      * the G's stack while attached, before the final switch. */
     void (*g_exit)(struct g *gp);
+    /* This M has no work and is about to sleep (stopm), on g0 with no
+     * runtime lock held. The bridge lets Ms that wait for it to leave the
+     * GIL (goroutine.c's gil_wait_for_runner) go ahead. */
+    void (*m_idle)(void);
     /* An M thread starts / stops (e.g. to block signals, name the thread). */
     void (*m_start)(struct m *mp);
     /* An interruptible thread's wait woke for its periodic check: has a

@@ -37,6 +37,8 @@ int bridge_handle_interrupt(void);
 void bridge_shutdown(void);
 void bridge_after_fork_child(void);
 size_t bridge_stack_size(size_t set);
+/* How many times an M waited for the GIL's runner (goroutine.c). */
+uint64_t bridge_gil_waits(void);
 /* The Python goroutine state of a G from a dump snapshot, or NULL if the G
  * is not a Python goroutine or has finished with it. Only meaningful if the
  * snapshot was taken, and the state is read, inside compat_stop_the_world

@@ -220,6 +220,27 @@ void compat_attach(PyThreadState *tstate)
     tstate->native_thread_id = nid;
 }
 
+#ifndef Py_GIL_DISABLED
+#if PY_VERSION_HEX >= 0x030C0000
+#include "internal/pycore_interp.h"
+#endif
+
+bool compat_gil_locked(PyInterpreterState *interp)
+{
+    /* CPython's own flag, set while a thread holds the GIL
+     * (Python/ceval_gil.c): _PyRuntime.ceval.gil in 3.11, the
+     * interpreter's ceval.gil from 3.12. */
+#if PY_VERSION_HEX >= 0x030D0000
+    return _Py_atomic_load_int_relaxed(&interp->ceval.gil->locked) != 0;
+#elif PY_VERSION_HEX >= 0x030C0000
+    return _Py_atomic_load_relaxed(&interp->ceval.gil->locked) != 0;
+#else
+    (void)interp;
+    return _Py_atomic_load_relaxed(&_PyRuntime.ceval.gil.locked) != 0;
+#endif
+}
+#endif
+
 void compat_detach(void)
 {
     PyThreadState *tstate = compat_current_tstate();

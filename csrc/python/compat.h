@@ -58,6 +58,12 @@ void compat_attach(PyThreadState *tstate);
  * compat_attach cached about the thread (its native id changed). */
 void compat_after_fork_child(void);
 
+#ifndef Py_GIL_DISABLED
+/* Is interp's GIL held by some thread right now? One relaxed load of the
+ * GIL's own flag, made without the GIL: a hint, stale as soon as read. */
+bool compat_gil_locked(PyInterpreterState *interp);
+#endif
+
 /* Release the GIL and detach the calling thread's current tstate, clearing
  * this thread's PyGILState slot and the tstate's bound bit so that no OS
  * thread keeps a pointer to a tstate that may move or be freed. */

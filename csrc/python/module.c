@@ -168,13 +168,14 @@ static PyObject *core_stats(PyObject *self, PyObject *unused)
     (void)unused;
     goro_stats_t s;
     goro_get_stats(&s);
-    return Py_BuildValue("{s:i,s:i,s:L,s:K,s:K,s:K,s:K,s:K,s:K}", "gomaxprocs", s.gomaxprocs,
+    return Py_BuildValue("{s:i,s:i,s:L,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "gomaxprocs", s.gomaxprocs,
                          "num_m", s.num_m, "num_goroutine", (long long)s.num_goroutine, "steals",
                          (unsigned long long)s.steals, "global_gets",
                          (unsigned long long)s.global_gets, "spawns",
                          (unsigned long long)s.spawns, "m_parks", (unsigned long long)s.parks,
                          "stacks_mapped", (unsigned long long)s.stacks_mapped, "stacks_guarded",
-                         (unsigned long long)s.stacks_guarded);
+                         (unsigned long long)s.stacks_guarded, "gil_waits",
+                         (unsigned long long)bridge_gil_waits());
 }
 
 /* For tests: what a C extension does when it calls back into Python from

@@ -429,6 +429,8 @@ static bool timers_without_p(struct m *mp);
  * (timers_without_p). */
 static void stopm(struct m *mp)
 {
+    if (rt_hooks.m_idle)
+        rt_hooks.m_idle();
     /* seq_cst: Dekker with pin_ready's push (pin.c) */
     atomic_store_explicit(&mp->pin_idle, 1, memory_order_seq_cst);
     rtlock_lock(&sched.lock);
@@ -1311,6 +1313,21 @@ void go_sched(void)
         if (rt_hooks.g_attach)
             rt_hooks.g_attach(gp);
     }
+}
+
+bool m_has_queued_work(void)
+{
+    struct m *mp = getm();
+    if (mp == NULL || mp->p == NULL)
+        return false;
+    return !runq_empty(mp->p) || atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0;
+}
+
+void m_waiting_for_gil(bool waiting)
+{
+    struct m *mp = getm();
+    if (mp != NULL && mp->p != NULL)
+        atomic_store_explicit(&mp->p->gil_wait, waiting, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -41,6 +41,10 @@ struct p {
     /* incremented each schedule(); read by sysmon to spot a P stuck in one
      * goroutine. Owner-only writes: a relaxed load+store, no RMW needed. */
     _Atomic uint32_t schedtick;
+    /* Its M waits for the GIL to resume a Python goroutine (set by the
+     * bridge through m_waiting_for_gil): not stuck in the sense sysmon
+     * looks for, since another M for its queue would wait for the GIL too. */
+    _Atomic bool gil_wait;
 
     /* Local run queue: the owner pushes at tail and pops at head; thieves
      * CAS head forward. Slots are atomics so that a thief reading a slot the

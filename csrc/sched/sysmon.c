@@ -105,7 +105,13 @@ static void sysmon_check(int64_t now)
         uint32_t st = atomic_load_explicit(&pp->status, memory_order_relaxed);
         uint32_t t = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
         bool running = i < n && st == P_RUNNING;
-        if (!running || t != mon.tick[i]) {
+        /* An M waiting for the GIL is not stuck: whoever holds the GIL runs
+         * (the wait is CPython's to bound), and an M lent for its queue
+         * would wait for the GIL as well; lending one each STUCK_NS made a
+         * burst of 100,000 short Python goroutines at gomaxprocs 2 start 30
+         * threads. Relaxed: a stale read costs one check's delay. */
+        bool gil_wait = atomic_load_explicit(&pp->gil_wait, memory_order_relaxed);
+        if (!running || t != mon.tick[i] || gil_wait) {
             mon.tick[i] = t;
             mon.since[i] = now;
             if (mon.stuck[i]) {
