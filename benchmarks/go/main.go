@@ -224,6 +224,52 @@ func cancelFanout(children int) func(n int) time.Duration {
 	}
 }
 
+// cancelParked mirrors benchmarks/test_context.py (the issue's figure): a
+// parent with `children` derived contexts, one goroutine waiting on each
+// child's Done(); once every goroutine has signalled ready and had the time
+// to block (100 µs; plus `gap` when set), the clock runs from cancel() until
+// the last one has finished. Unlike cancelFanout, nothing of the build is
+// timed. Returns the best ns per child of `rounds` rounds.
+func cancelParked(children, rounds int, gap time.Duration) float64 {
+	bestNs := int64(1 << 62)
+	for r := 0; r <= rounds; r++ { // round 0 warms up
+		parent, cancel := context.WithCancel(context.Background())
+		ready := make(chan struct{}, children)
+		finished := make(chan struct{})
+		var left sync.WaitGroup
+		left.Add(children)
+		cancels := make([]context.CancelFunc, children)
+		for i := 0; i < children; i++ {
+			ctx, cc := context.WithCancel(parent)
+			cancels[i] = cc
+			go func() {
+				ready <- struct{}{}
+				<-ctx.Done()
+				left.Done()
+			}()
+		}
+		for i := 0; i < children; i++ {
+			<-ready
+		}
+		time.Sleep(100 * time.Microsecond)
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+		go func() { left.Wait(); close(finished) }()
+		t0 := time.Now()
+		cancel()
+		<-finished
+		d := time.Since(t0).Nanoseconds()
+		for _, c := range cancels {
+			c()
+		}
+		if r > 0 && d < bestNs {
+			bestNs = d
+		}
+	}
+	return float64(bestNs) / float64(children)
+}
+
 // timers: n goroutines each sleep d; the wall time until all are done.
 func timers(n int, d time.Duration) float64 {
 	var wg sync.WaitGroup
@@ -375,8 +421,8 @@ func main() {
 	flag.Parse()
 	names := flag.Args()
 	all := []string{"spawn_join", "pingpong", "buffered", "select2", "select_default",
-		"timer_stop", "mutex_uncontended", "mutex_contended", "cancel_fanout", "timers",
-		"rss_parked", "sha256", "zlib", "service"}
+		"timer_stop", "mutex_uncontended", "mutex_contended", "cancel_fanout", "cancel_parked",
+		"cancel_parked_idle", "timers", "rss_parked", "sha256", "zlib", "service"}
 	if len(names) == 0 {
 		names = all
 	}
@@ -400,6 +446,10 @@ func main() {
 			emit(result{w, best(5, size(2000000, 16000), mutex(8)), "ns/op", ""})
 		case "cancel_fanout":
 			emit(result{w, best(5, size(20, 2), cancelFanout(1000)) / 1e3, "us/op", ""})
+		case "cancel_parked":
+			emit(result{w, cancelParked(1000, size(10, 2), 0), "ns/child", ""})
+		case "cancel_parked_idle":
+			emit(result{w, cancelParked(1000, size(10, 2), 20*time.Millisecond), "ns/child", "after 20 ms idle"})
 		case "timers":
 			m := 1e18
 			for i := 0; i < 3; i++ {

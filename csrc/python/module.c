@@ -178,6 +178,18 @@ static PyObject *core_stats(PyObject *self, PyObject *unused)
                          (unsigned long long)bridge_gil_waits());
 }
 
+/* For benchmarks and tests: is every goroutine parked, with no goroutine
+ * runnable or running and no timer pending (goro_runtime_idle)? A harness
+ * polls it to start measuring once the goroutines it set up are all blocked,
+ * instead of sleeping "long enough" (which also lets the CPU go idle and
+ * its caches go cold, see benchmarks/test_context.py). */
+static PyObject *core_runtime_idle(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyBool_FromLong(goro_runtime_idle());
+}
+
 /* For tests: what a C extension does when it calls back into Python from
  * arbitrary context - PyGILState_Ensure / Release around a call. Inside a
  * goroutine this must find the goroutine's own thread state. */
@@ -215,6 +227,7 @@ static PyMethodDef core_methods[] = {
     {"_shutdown", core_shutdown, METH_NOARGS, NULL},
     {"_after_fork_child", core_after_fork_child, METH_NOARGS, NULL},
     {"_stats", core_stats, METH_NOARGS, NULL},
+    {"_runtime_idle", core_runtime_idle, METH_NOARGS, NULL},
     {"_gilstate_call", core_gilstate_call, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
