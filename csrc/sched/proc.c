@@ -640,7 +640,7 @@ static struct g *find_runnable(struct m *mp)
 
         /* Nothing. Give up the P and sleep. */
         rtlock_lock(&sched.lock);
-        if (sched.runqhead != NULL) {
+        if (sched.runqtail != sched.runqhead) {
             gp = globrunq_get(pp, 0);
             rtlock_unlock(&sched.lock);
             return gp;
@@ -1554,7 +1554,7 @@ void goro_runtime_after_fork_child(void)
         self->nextp = NULL;
         self->thread = pthread_self();
     }
-    sched.runqhead = sched.runqtail = NULL;
+    sched.runqhead = sched.runqtail = 0; /* the ring's memory is ours still */
     atomic_store(&sched.runqsize, 0);
     sched.gfree = NULL;
     sched.ngfree = 0;

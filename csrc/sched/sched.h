@@ -120,9 +120,11 @@ struct schedt {
     int32_t extra_procs;
     bool sysmon_started;
 
-    /* global run queue (under lock) */
-    struct g *runqhead;
-    struct g *runqtail;
+    /* global run queue (under lock): a ring of G pointers, grown by
+     * doubling and never shrunk (runq.c) */
+    struct g **runq;
+    uint32_t runqcap; /* a power of two, or 0 before the first put */
+    uint32_t runqhead, runqtail; /* free-running; tail - head Gs queued */
     _Atomic int32_t runqsize; /* read without the lock as a hint */
 
     /* timers: the idle M that sleeps until the next timer, if any */
