@@ -216,6 +216,7 @@ _closed_chan = _core.Chan()
 _closed_chan.close()
 _closed = RecvChan(_closed_chan)
 _close_many = _core._close_many
+_cancel_walk = _core._cancel_walk
 _Mutex = _core.Mutex
 
 # value(_CANCEL_KEY) finds the nearest cancelable context up the chain (Go's
@@ -280,42 +281,18 @@ class _CancelCtx(Context):
         children) has no subtree, so its done channel is taken in the same
         critical section that sets its error."""
         todo: list[_CancelCtx] = [self]
-        pop = todo.pop
         canceled: list[_CancelCtx] = []  # with children: their done() later
-        chans = []
-        push = chans.append
-        hooked = []  # the hot path of a wide fan-out, a plain with_cancel
-        # child, has no _canceled hook to call
-        while todo:
-            c = pop()
-            # lock/try/finally rather than `with`: the same guarantee,
-            # and 1/3 less time per child in a wide fan-out on 3.11
-            # (benchmarks/test_context.py).
-            mu = c._mu
-            mu.lock()
-            try:
-                if c._err is not None:
-                    continue  # already canceled
-                c._err = err
-                c._cause = cause
-                children = c._children
-                c._children = None
-                if not children:
-                    # A leaf has no descendant to cancel first: take its
-                    # done channel under this same lock (the wide fan-out's
-                    # children are all leaves: one lock per child, not two).
-                    d = c._done
-                    if d is None:
-                        c._done = _closed
-                    else:
-                        push(d._chan)
-            finally:
-                mu.unlock()
-            if children:
-                canceled.append(c)
-                todo.extend(children)
-            elif type(c) is not _CancelCtx:
-                hooked.append(c)
+        chans: list[_core.Chan] = []
+        hooked: list[_CancelCtx] = []  # canceled, with a _canceled hook to call
+        # The walk, in C (csrc/python/context_walk.c; a third of a
+        # 1000-child cancel in Python): pop a context, and under its lock,
+        # if it is not canceled yet, set err and cause and take its
+        # children; a leaf (no children) also gives up its done channel
+        # there (to chans, or done() is marked closed). One lock at a time;
+        # an explicit stack, so a deep chain cannot exhaust the recursion
+        # limit. Contexts with children go to canceled, their children
+        # onto todo.
+        _cancel_walk(todo, err, cause, _closed, chans, canceled, hooked)
         # A context with children: once the whole subtree has its error,
         # under its lock take the done channel to close (or mark done() as
         # closed for a context nobody asked yet); the leaves' channels are
@@ -323,6 +300,7 @@ class _CancelCtx(Context):
         # in one call that readies every waiting goroutine as one batch. A
         # done() call in between gets the channel about to be closed, and
         # err() is already set: the same as while the walk runs.
+        push = chans.append
         for c in reversed(canceled):  # descendants before their parents
             mu = c._mu
             mu.lock()
@@ -350,6 +328,9 @@ class _CancelCtx(Context):
 
     def __repr__(self) -> str:
         return f"{self._parent!r}.{self._name()}"
+
+
+_core._cancel_walk_init(_CancelCtx, RecvChan)
 
 
 class _TimerCtx(_CancelCtx):

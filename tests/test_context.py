@@ -465,3 +465,25 @@ def test_module_exports():
     ):
         assert name in context.__all__ and hasattr(context, name)
     assert issubclass(Canceled, Exception) and issubclass(DeadlineExceeded, Exception)
+
+
+def test_cancel_walk_rejects_what_is_not_a_cancelable_context():
+    """The C walk behind cancel (_core._cancel_walk) raises on bad input
+    instead of reading foreign objects as contexts, and a failed
+    _cancel_walk_init leaves the working setup in place."""
+    from pygoro import _core
+    from pygoro.context import _closed
+
+    with pytest.raises(TypeError, match="not a cancelable context"):
+        _core._cancel_walk([object()], context.Canceled, None, _closed, [], [], [])
+    with pytest.raises(TypeError):
+        _core._cancel_walk([], context.Canceled, None, _closed, [], [])
+    with pytest.raises(TypeError, match="lists"):
+        _core._cancel_walk((), context.Canceled, None, _closed, [], [], [])
+    with pytest.raises(AttributeError):
+        _core._cancel_walk_init(int, int)
+    ctx, cancel = context.with_cancel(context.background())
+    done = ctx.done()
+    cancel()
+    assert done.recv_ok() == (None, False)
+    assert isinstance(ctx.err(), context.Canceled)

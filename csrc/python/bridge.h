@@ -83,6 +83,14 @@ goro_chan_t *bridge_chan_get(PyObject *o, int *kind);
 int bridge_time_init(PyObject *module);
 /* sync_type.c: Mutex, RWMutex, RLock, WaitGroup, Once, Cond (pygoro.sync) */
 int bridge_sync_init(PyObject *module);
+/* The goro_mutex_t of a pygoro.sync.Mutex, or NULL if o is not one; lock it
+ * as Mutex.lock() does (0, or -1 with an exception: an interrupted plain
+ * thread), unlock it as Mutex.unlock() does (-1: it was not locked). */
+goro_mutex_t *bridge_mutex_of(PyObject *o);
+int bridge_mutex_lock(goro_mutex_t *m);
+int bridge_mutex_unlock(goro_mutex_t *m);
+/* context_walk.c: the cancel walk of pygoro.context (_core._cancel_walk) */
+int bridge_context_init(PyObject *module);
 /* The exception-report callback (pygoro.runtime calls _set_exception_handler):
  * a new reference or NULL; set takes its own reference. Both are safe
  * without the GIL. */

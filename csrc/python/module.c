@@ -249,7 +249,7 @@ PyMODINIT_FUNC PyInit__core(void)
     PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
 #endif
     if (bridge_goroutine_init(m) < 0 || bridge_chan_init(m) < 0 || bridge_time_init(m) < 0 ||
-        bridge_sync_init(m) < 0 || bridge_sync_extra_init(m) < 0) {
+        bridge_sync_init(m) < 0 || bridge_sync_extra_init(m) < 0 || bridge_context_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -172,6 +172,21 @@ static PyObject *Mutex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+goro_mutex_t *bridge_mutex_of(PyObject *o)
+{
+    return PyObject_TypeCheck(o, &Mutex_Type) ? &((MutexObject *)o)->mu : NULL;
+}
+
+int bridge_mutex_lock(goro_mutex_t *m)
+{
+    return lock_mutex(m, WAIT_MUTEX, "a Mutex");
+}
+
+int bridge_mutex_unlock(goro_mutex_t *m)
+{
+    return unlock_mutex(m, "unlock of unlocked Mutex");
+}
+
 static PyObject *Mutex_lock(MutexObject *self, PyObject *unused)
 {
     (void)unused;
