@@ -181,6 +181,26 @@ def test_select_default_timeout_and_none_cases():
         select(a.recv_case(), timeout=-1)
 
 
+def test_select_with_one_receive_case_is_a_receive():
+    """select(c.recv_case()) with no default and no timeout takes the plain
+    receive path (as Go compiles a one-case select); the results are the
+    select's: (0, value, True), then (0, None, False) once closed and
+    drained, from a goroutine parked in it as from the main thread."""
+    c = chan(1)
+    c.send("buffered")
+    assert select(c.recv_case()) == (0, "buffered", True)
+    got = chan(2)
+    go(lambda: got.send(select(c.recv_case())))
+    go(lambda: got.send(select(c.recv_only().recv_case())))
+    time.sleep(0.05)  # both park in the select
+    c.send("handed")
+    c.close()
+    assert sorted([got.recv(), got.recv()], key=repr) == [(0, "handed", True), (0, None, False)]
+    assert select(c.recv_case()) == (0, None, False)
+    with pytest.raises(TypeError):
+        select(c.send_only().recv_case())
+
+
 def test_select_fairness():
     a, b = chan(1), chan(1)
     counts = [0, 0]
@@ -316,7 +336,8 @@ def test_deadlock_error_when_nothing_can_wake_the_main_thread():
             chan().recv()          # a goroutine asleep forever, too
         go(idle)
         for op in (lambda: chan().recv(), lambda: chan().send(1),
-                   lambda: select(chan().recv_case(), None)):
+                   lambda: select(chan().recv_case(), None),
+                   lambda: select(chan().recv_case())):
             try:
                 op()
             except pygoro.DeadlockError as e:
@@ -325,7 +346,7 @@ def test_deadlock_error_when_nothing_can_wake_the_main_thread():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("DeadlockError: all goroutines are asleep - deadlock!") == 3, r.stdout
+    assert r.stdout.count("DeadlockError: all goroutines are asleep - deadlock!") == 4, r.stdout
 
 
 def test_no_deadlock_error_while_another_thread_can_send():
