@@ -110,9 +110,10 @@ def test_burst_of_python_goroutines_starts_no_thread_per_gil_wait():
     gomaxprocs 2: an M that waits for the GIL looks stuck to sysmon (its P
     schedules nothing for 2 ms), and lending it a P only started another M
     that waited for the GIL too, one more every 2 ms: 30-56 threads for a
-    burst like this one. Now it needs the two Ms of its two Ps (and maybe
-    one more for a P lent while a goroutine really was stuck)."""
+    burst like this one. Now it needs the two Ms of its two Ps, 3-4 threads
+    in all here; the bound leaves room for Ps lent while an M really was
+    stuck (descheduled by a busy machine for 2 ms, say), one at a time."""
     out = subprocess.run([sys.executable, "-c", _BURST], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert int(out.stdout.split()[-1]) <= 4
+    assert int(out.stdout.split()[-1]) <= 8
