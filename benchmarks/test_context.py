@@ -37,7 +37,7 @@ N = 1000
 def _wait_parked(ready: pygoro.Chan, n: int, idle_gap: bool) -> None:
     """Return once n waiters have signalled on ready, the last thing each
     does before it blocks, and every goroutine is blocked (the runtime has
-    nothing runnable, running or timed: _core._runtime_idle). idle_gap:
+    nothing running or runnable: _core._all_parked). idle_gap:
     then also sleep 20 ms, leaving the CPUs idle, which the first version
     of this harness did to let the last waiters park. On this VM data left
     untouched for 20 ms comes back cold whether the CPU sleeps or spins, so
@@ -46,7 +46,7 @@ def _wait_parked(ready: pygoro.Chan, n: int, idle_gap: bool) -> None:
     harness with and without the gap."""
     for _ in range(n):
         ready.recv()
-    while not _core._runtime_idle():
+    while not _core._all_parked():
         time.sleep(0.0001)
     if idle_gap:
         time.sleep(0.02)

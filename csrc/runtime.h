@@ -208,6 +208,9 @@ struct g *getg(void);
 struct m *getm(void);
 /* True if the caller is a goroutine (not a plain thread). */
 bool in_goroutine(void);
+/* No goroutine running or runnable: every one is parked (on a channel, a
+ * lock, a timer...). Timers may be pending (sched/proc.c). */
+bool sched_idle_but_timers(void);
 /* Has the calling M goroutines queued to run next (its P's queue, or the
  * global queue)? A hint for the Python bridge (proc.c). */
 bool m_has_queued_work(void);
