@@ -1290,7 +1290,7 @@ void go_ready_list(struct g *glist)
     }
     if (head != NULL) {
         rtlock_lock(&sched.lock);
-        globrunq_put_batch(head, tail, n);
+        globrunq_put_batch(head, n);
         rtlock_unlock(&sched.lock);
     }
     if (queued)

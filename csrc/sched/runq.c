@@ -73,7 +73,7 @@ static bool runq_put_slow(struct p *pp, struct g *gp, uint32_t head, uint32_t ta
         batch[i]->schedlink = batch[i + 1];
     gp->schedlink = NULL;
     rtlock_lock(&sched.lock);
-    globrunq_put_batch(batch[0], gp, (int32_t)n + 1);
+    globrunq_put_batch(batch[0], (int32_t)n + 1);
     rtlock_unlock(&sched.lock);
     return true;
 }
@@ -270,11 +270,9 @@ void globrunq_put(struct g *gp)
     atomic_fetch_add_explicit(&sched.runqsize, 1, memory_order_relaxed);
 }
 
-/* head..tail linked by schedlink (the caller's batch; tail->schedlink is
- * not read), n of them. */
-void globrunq_put_batch(struct g *head, struct g *tail, int32_t n)
+/* n Gs linked by schedlink from head (the last one's link is not read). */
+void globrunq_put_batch(struct g *head, int32_t n)
 {
-    (void)tail;
     globrunq_reserve((uint32_t)n);
     struct g *gp = head;
     for (int32_t i = 0; i < n; i++) {

@@ -180,7 +180,7 @@ struct g *runq_steal(struct p *pp, struct p *victim, bool steal_runnext);
 uint32_t runq_len(struct p *pp);
 /* global queue; sched.lock held */
 void globrunq_put(struct g *gp);
-void globrunq_put_batch(struct g *head, struct g *tail, int32_t n);
+void globrunq_put_batch(struct g *head, int32_t n);
 struct g *globrunq_get(struct p *pp, int32_t max);
 
 /* stack.c */
