@@ -10,10 +10,10 @@ goroutine has woken and finished; the figure is that time divided by 1000:
 issue quotes Go 1.27 at 1.3-1.7 µs per child on this kind of machine;
 test_go_cancel_1000_children runs Go through this same harness).
 
-The clock starts once every waiter is blocked (the runtime is idle), and in
-a second variant 20 ms later: on this VM, data untouched for 20 ms comes
-back cold, whether the CPU slept or spun meanwhile (Go too: ~0.5 µs per
-child without the gap, ~0.9-1 µs with it, at 1 and 2 Ps, 2 December).
+The clock starts once every goroutine is parked, and in a second variant
+20 ms later: on this VM, data untouched for 20 ms comes back cold, whether
+the CPU slept or spun meanwhile (Go too: 0.5-0.7 µs per child without the
+gap, 0.8-1.6 µs with it, at 1 and 2 Ps, 2 December).
 
 The peers do the same shape of work with 1000 asyncio tasks: all awaiting
 one asyncio.Event (set once), or each cancelled with task.cancel(), on the
@@ -42,8 +42,8 @@ def _wait_parked(ready: pygoro.Chan, n: int, idle_gap: bool) -> None:
     of this harness did to let the last waiters park. On this VM data left
     untouched for 20 ms comes back cold whether the CPU sleeps or spins, so
     that variant measures a cancel into cold goroutines; Go's reference
-    numbers (and Go's row in test_go_cancel_fan_out) come from the same
-    harness with and without the gap."""
+    numbers (test_go_cancel_1000_children) come from the same harness with
+    and without the gap."""
     for _ in range(n):
         ready.recv()
     while not _core._all_parked():
