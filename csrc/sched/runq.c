@@ -265,9 +265,7 @@ static void globrunq_reserve(uint32_t more)
 
 void globrunq_put(struct g *gp)
 {
-    globrunq_reserve(1);
-    sched.runq[sched.runqtail++ & (sched.runqcap - 1)] = gp;
-    atomic_fetch_add_explicit(&sched.runqsize, 1, memory_order_relaxed);
+    globrunq_put_batch(gp, 1);
 }
 
 /* n Gs linked by schedlink from head (the last one's link is not read). */
