@@ -58,6 +58,11 @@ struct p {
     _Atomic(struct g *) runnext;
     /* schedule()s in a row that ran runnext (owner-only; runq_get_fair) */
     uint32_t runnext_streak;
+    /* sync_runtime_can_spin's budget for spinning while Gs wait in this
+     * queue: the schedtick of the turn it belongs to and when that turn
+     * first spun with work queued (0: never). Owner-only. */
+    uint32_t spin_budget_tick;
+    int64_t spin_budget_start;
 
     /* free Gs with stacks, owner-only */
     struct g *gfree;

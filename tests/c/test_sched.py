@@ -182,6 +182,26 @@ def test_runnext_chain_does_not_starve_the_ring(clib):
     assert at <= 100, at  # RUNNEXT_STREAK_MAX schedules: about 31 round trips
 
 
+def test_mutex_spinning_with_work_queued_has_a_budget(clib):
+    """sync_runtime_can_spin: a Mutex waiter may spin while Gs wait in its
+    P's queue only in the first 50 us of its turn on the P (Go never does;
+    see proc.c for why and what it costs the queued Gs). Asked with another
+    P running and a G queued: yes at first, no 80 us into the same turn, no
+    at the fifth spin whatever the time, yes again in the next turn. On one
+    CPU spinning never pays, and the answer is always no."""
+    ffi, lib = clib
+    verdict = ffi.new("int64_t[4]")
+    for _ in range(20):
+        if lib.core_spin_budget(verdict):
+            break
+    else:
+        pytest.fail("the other P was never running, or no G stayed queued, while asking")
+    if (os.cpu_count() or 1) < 2:
+        assert list(verdict) == [0, 0, 0, 0]
+    else:
+        assert list(verdict) == [1, 0, 0, 1]
+
+
 def test_register_switch_runs(clib):
     ffi, lib = clib
     assert lib.core_switch_only(100000) > 0

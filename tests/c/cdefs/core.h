@@ -37,6 +37,7 @@ int64_t core_steal_work(int n, int spin_iters, uint64_t *steals);
 int64_t core_gomaxprocs_churn(int n, int rounds);
 int64_t core_switch_only(int iters);
 int64_t core_runnext_chain_fairness(int64_t limit);
+int core_spin_budget(int64_t *verdict);
 int64_t core_spawn_nested(int depth, int fanout);
 int core_stack_overflow(void);
 int64_t core_pinned_pingpong(int pairs, int iters, int procs_after, int64_t *moves,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "sched/sched.h"
 
 /* ---- latch: wait until count reaches zero ---- */
 
@@ -582,4 +583,83 @@ int64_t core_runnext_chain_fairness(int64_t limit)
     goro_chan_free(r.ping);
     goro_chan_free(r.pong);
     return at >= limit ? -1 : at;
+}
+
+/* ---- sync_runtime_can_spin's budget for spinning with work queued ---- */
+
+
+struct spin_budget {
+    _Atomic int busy_running, busy_stop;
+    _Atomic int queued_ran;
+    int64_t verdict[4];
+    bool preconditions; /* the other P was running and work was queued here */
+    struct latch done;
+};
+
+static void spin_budget_busy(void *arg)
+{
+    struct spin_budget *s = arg;
+    atomic_store(&s->busy_running, 1);
+    while (!atomic_load(&s->busy_stop))
+        ;
+    latch_done(&s->done);
+}
+
+static void spin_budget_queued(void *arg)
+{
+    struct spin_budget *s = arg;
+    atomic_fetch_add(&s->queued_ran, 1);
+    latch_done(&s->done);
+}
+
+/* can_spin(i) as a Mutex waiter would call it, and whether its other
+ * conditions (another P running, none idle or spinning; Gs queued on ours)
+ * held at that moment, so the answer depends only on the budget. */
+static bool spin_budget_ask(struct spin_budget *s, int i, int64_t *verdict)
+{
+    struct p *pp = getm()->p;
+    bool pre = atomic_load(&sched.npidle) == 0 && atomic_load(&sched.nmspinning) == 0 &&
+               !runq_empty(pp);
+    *verdict = sync_runtime_can_spin(i);
+    pre = pre && atomic_load(&sched.npidle) == 0 && atomic_load(&sched.nmspinning) == 0 &&
+          !runq_empty(pp);
+    s->preconditions = s->preconditions && pre;
+    return pre;
+}
+
+static void spin_budget_main(void *arg)
+{
+    struct spin_budget *s = arg;
+    s->preconditions = true;
+    goro_go(spin_budget_busy, s); /* taken by the other P */
+    while (!atomic_load(&s->busy_running))
+        ;
+    goro_go(spin_budget_queued, s); /* waits in our runnext */
+    spin_budget_ask(s, 0, &s->verdict[0]);
+    int64_t t0 = nanotime();
+    while (nanotime() - t0 < 80 * 1000) /* past the 50 us budget, no schedule */
+        ;
+    spin_budget_ask(s, 0, &s->verdict[1]);
+    spin_budget_ask(s, 4, &s->verdict[2]); /* past the iteration bound */
+    go_sched(); /* a new turn; the queued G runs first */
+    goro_go(spin_budget_queued, s);
+    spin_budget_ask(s, 0, &s->verdict[3]);
+    atomic_store(&s->busy_stop, 1);
+    latch_done(&s->done);
+}
+
+/* verdict: can_spin fresh in a turn, after 80 us of it, at iteration 4,
+ * and fresh in the next turn, all with Gs queued on the caller's P.
+ * Returns whether the other conditions held throughout (see above). */
+int core_spin_budget(int64_t *verdict)
+{
+    int old = goro_gomaxprocs(2);
+    struct spin_budget s;
+    memset(&s, 0, sizeof s);
+    latch_init(&s.done, 4);
+    goro_go(spin_budget_main, &s);
+    latch_wait(&s.done);
+    goro_gomaxprocs(old);
+    memcpy(verdict, s.verdict, sizeof s.verdict);
+    return s.preconditions && atomic_load(&s.queued_ran) == 2;
 }
