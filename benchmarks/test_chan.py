@@ -23,6 +23,8 @@ C_ROWS = [
     # 2 sends + select over both + recv of the other: Go's row
     ("select_2_ready", lambda lib, n: lib.bench_select2(n), 1_000_000),
     ("select_default_empty", lambda lib, n: lib.bench_select_default(n), 5_000_000),
+    # goro_chan_try_recv on an empty buffered channel: the lock-free path
+    ("try_recv_empty", lambda lib, n: lib.chan_try_empty_cost(n) * n, 5_000_000),
     ("timer_stop", lambda lib, n: lib.bench_timer_stop(n), 1_000_000),
 ]
 

@@ -21,7 +21,7 @@ import pygoro
 from pygoro import runtime
 from pygoro.sync import Mutex, WaitGroup
 
-GOROUTINE = 0
+GOROUTINE, PTHREAD = 0, 1
 N_TASKS = 8
 
 
@@ -34,10 +34,37 @@ def test_c_mutex_uncontended(clib, per_op):
     per_op(lambda: lib.sync_mutex_uncontended_ns(n) * n, n)
 
 
+def _c_mutex_contended(lib, tasks: int, kind: int, n: int) -> int:
+    per = lib.sync_mutex_contended_ns(tasks, kind, n)
+    assert per > 0, "the C loop lost an update"
+    return per * tasks * n
+
+
 def test_c_mutex_contended_8_goroutines(clib, per_op):
     ffi, lib = clib
     n = 200_000
-    per_op(lambda: lib.sync_mutex_contended_ns(N_TASKS, GOROUTINE, n) * N_TASKS * n, N_TASKS * n)
+    per_op(lambda: _c_mutex_contended(lib, N_TASKS, GOROUTINE, n), N_TASKS * n)
+
+
+@pytest.mark.parametrize("kind", [GOROUTINE, PTHREAD], ids=["goroutines", "threads"])
+def test_c_mutex_contended_2(clib, per_op, kind):
+    """Two goroutines, or two plain threads, on one Mutex."""
+    ffi, lib = clib
+    n = 200_000
+    per_op(lambda: _c_mutex_contended(lib, 2, kind, n), 2 * n)
+
+
+def test_c_rwmutex_rlock_runlock_uncontended(clib, per_op):
+    ffi, lib = clib
+    n = 2_000_000
+    per_op(lambda: lib.sync_rw_uncontended_read_ns(n) * n, n)
+
+
+def test_c_once_do_when_done(clib, per_op):
+    """goro_once_do after the first call: the one-atomic-load fast path."""
+    ffi, lib = clib
+    n = 5_000_000
+    per_op(lambda: lib.sync_once_done_ps(n) * n // 1000, n)
 
 
 # ---- Python, uncontended ------------------------------------------------------

@@ -319,15 +319,13 @@ def test_interrupted_lone_wait(clib, mode, want):
     assert queued[0] == 0
 
 
-# ---- speed (reported, loosely bounded) ----
+# ---- ping-pong ----
 
 
-def test_pingpong_and_fast_path_cost(procs2, capsys):
+def test_pingpong_echoes_every_value_in_order(procs2):
+    """Two goroutines bounce a counter over two unbuffered channels; each
+    value must come back as sent. (Its speed is benchmarks/test_chan.py's.)"""
     ffi, lib = procs2
     errs = ffi.new("int64_t *")
-    ns = lib.chan_pingpong(100000 // SCALE, errs)
+    assert lib.chan_pingpong(100000 // SCALE, errs) > 0
     assert errs[0] == 0
-    try_ns = lib.chan_try_empty_cost(1000000 // SCALE)
-    with capsys.disabled():
-        print(f"\n  unbuffered ping-pong round trip: {ns} ns; failed try_recv: {try_ns} ns")
-    assert ns < 100_000 and try_ns < 10_000

@@ -156,14 +156,6 @@ def test_semaphore_stress_weight_accounting(procs2, ngor, nthreads, size, big):
         assert big_rounds == iters  # the whole-size waiter was never starved
 
 
-def test_semaphore_uncontended_cost(clib):
-    ffi, lib = clib
-    n = 200000 // SCALE
-    ns = lib.sx_sem_uncontended_ns(n)
-    print(f"\nacquire+release uncontended: {ns / n:.1f} ns")
-    assert ns > 0
-
-
 # ---- atomics ----
 
 
