@@ -57,3 +57,22 @@ def test_c(clib, per_op, name, loop, n):
 @pytest.mark.parametrize("name,loop,n", PY_ROWS, ids=[r[0] for r in PY_ROWS])
 def test_py(per_op, name, loop, n):
     per_op(lambda: loop(n), n)
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["1-goroutine", "2-goroutines"])
+@pytest.mark.parametrize("early", [0, 1], ids=["random-place", "earliest"])
+@pytest.mark.parametrize("pending", [0, 100_000], ids=["0-pending", "100k-pending"])
+def test_c_timer_add_stop_heap(clib, per_op, pending, early, workers):
+    """timer_reset + timer_stop on the runtime's one timer heap, with 0 or
+    100,000 other timers pending, the new timer at a random place or before
+    all others (it sifts up to the root), from 1 or 2 goroutines at once
+    (one heap, one lock): ns per pair, per goroutine."""
+    _, lib = clib
+    n = 200_000
+
+    def run():
+        ns = lib.timer_bench_add_stop(pending, n, workers, early)
+        assert ns > 0
+        return ns * n
+
+    per_op(run, n)

@@ -144,30 +144,6 @@ def test_100k_pending_timers(clib):
     assert idle_cpu_us < 100_000 * SLOW
 
 
-def test_heap_cost(clib):
-    """Not a benchmark gate: prints the cost of timer_reset + timer_stop
-    (ns per pair) with 0 or 100k other timers pending, the new timer at a
-    random place or before all others (it sifts up to the root), from 1 or
-    2 goroutines at once on 2 Ps (one shared heap, one lock)."""
-    ffi, lib = clib
-    iters = 20_000 if SANITIZED else 200_000
-    old = lib.goro_gomaxprocs(2)
-    res = {}
-    try:
-        for pending in (0, 100_000):
-            for early in (0, 1):
-                for workers in (1, 2):
-                    res[pending, early, workers] = lib.timer_bench_add_stop(
-                        pending, iters, workers, early)
-    finally:
-        lib.goro_gomaxprocs(old)
-    print()
-    for (pending, early, workers), ns in res.items():
-        print(f"timer add+stop: {pending:>6} pending, {'earliest' if early else 'random  '}, "
-              f"{workers} goroutine(s): {ns} ns per pair each")
-    assert all(ns > 0 for ns in res.values())
-
-
 def test_concurrent_stop_reset_no_stale(clib):
     ffi, lib = clib
     received = ffi.new("int64_t *")
