@@ -11,7 +11,8 @@
  *
  * plus m->sema, the runtime semaphore (sema.c) the waiters park on.
  * Zero is an unlocked Mutex with no waiters. Lock's fast path is one CAS
- * 0 -> LOCKED; Unlock's is one CAS LOCKED -> 0.
+ * that sets LOCKED; Unlock's is one CAS that clears it. Both guess the rest
+ * of the word: see "The state guess" below.
  *
  * Normal mode. Waiters queue FIFO, but a woken waiter does not own the
  * lock: it competes for it with the goroutines arriving right now, which
@@ -42,6 +43,26 @@
  * with LOCKED clear; a stray second Unlock in that window gets
  * GORO_EMISUSE too, which is right: its caller does not hold the lock.
  *
+ * The state guess. A CAS needs the whole word it expects. Expecting 0 (Lock)
+ * or LOCKED (Unlock), as Go's fast paths do, fails whenever waiters are
+ * counted, and under contention they are counted nearly all the time: the
+ * failed CAS is followed by a second one with the word it returned, four
+ * locked instructions per Lock+Unlock where two would do. (Go's Unlock is one
+ * atomic add whatever the word holds; ours cannot be, see Misuse.) Between
+ * two operations of one thread the word rarely changes (a stretch of
+ * Lock/Unlock by one goroutine while six others sleep counted leaves it at
+ * "6 waiters, WOKEN"), so each thread remembers the word it last left in
+ * the last Mutex it used (last_seen, thread-local: no sharing, no
+ * ordering) and expects that. A wrong guess costs exactly what the old fast
+ * path's failure cost: the CAS fails and returns the real word, from which
+ * the slow path goes on. A right guess is only ever a word the slow path
+ * would act on the same way: Lock uses a guess only when it has neither
+ * LOCKED nor STARVING (then LOCKED is all the slow path would add: a
+ * barging acquisition), Unlock only with LOCKED set (then clearing it is
+ * what the slow path's loop would do). 8 C goroutines at gomaxprocs 2:
+ * 59-76 ns per Lock+Unlock before, 33-42 after; uncontended unchanged
+ * (20-21 ns).
+ *
  * Memory order. Taking the lock is a CAS (or, for the starvation handoff,
  * the add that sets LOCKED) with acquire; releasing it is a CAS with
  * release. The handoff's happens-before edge goes Unlock's release CAS ->
@@ -64,6 +85,18 @@ static inline bool cas_state(goro_mutex_t *m, int32_t *old, int32_t new, memory_
 }
 
 static void mutex_unlock_slow(goro_mutex_t *m, int32_t new);
+
+/* The word this thread last left in last_seen.m (see "The state guess"). */
+static _Thread_local struct {
+    const goro_mutex_t *m;
+    int32_t state;
+} last_seen __attribute__((tls_model("initial-exec")));
+
+static inline void remember_state(const goro_mutex_t *m, int32_t state)
+{
+    last_seen.m = m;
+    last_seen.state = state;
+}
 
 /* Normal mode: we were woken (our wakeup consumed: we are "awoke", and WOKEN
  * is ours to clear) but give up instead of competing, an interrupted
@@ -105,8 +138,10 @@ static void mutex_take_handoff(goro_mutex_t *m, bool starving)
         int32_t new = old + MUTEX_LOCKED - MUTEX_WAITER;
         if (!starving || waiters_of(old) == 1)
             new &= ~MUTEX_STARVING;
-        if (cas_state(m, &old, new, memory_order_acquire))
+        if (cas_state(m, &old, new, memory_order_acquire)) {
+            remember_state(m, new);
             return;
+        }
     }
 }
 
@@ -232,8 +267,10 @@ static int mutex_lock_slow(goro_mutex_t *m, int32_t old, enum wait_reason reason
         }
         if (!cas_state(m, &old, new, memory_order_acquire))
             continue; /* old reloaded by the CAS */
-        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
-            return GORO_OK; /* locked it with the CAS */
+        if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0) {
+            remember_state(m, new); /* locked it with the CAS */
+            return GORO_OK;
+        }
 
         /* Queued (counted as a waiter). A waiter that was woken and lost
          * goes back to the front. */
@@ -268,9 +305,14 @@ static int mutex_lock_slow(goro_mutex_t *m, int32_t old, enum wait_reason reason
 int mutex_lock_ex(goro_mutex_t *m, enum wait_reason reason, bool spin, bool intr)
 {
     int32_t old = 0;
-    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &old, MUTEX_LOCKED,
-                                                       memory_order_acquire, memory_order_relaxed)))
+    if (last_seen.m == m && (last_seen.state & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
+        old = last_seen.state;
+    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &old, old | MUTEX_LOCKED,
+                                                       memory_order_acquire,
+                                                       memory_order_relaxed))) {
+        remember_state(m, old | MUTEX_LOCKED);
         return GORO_OK;
+    }
     /* The failed CAS loaded the state: start from it instead of reading
      * the contended line a second time. */
     return mutex_lock_slow(m, old, reason, spin, intr);
@@ -327,19 +369,22 @@ static void mutex_unlock_slow(goro_mutex_t *m, int32_t new)
 
 int goro_mutex_unlock(goro_mutex_t *m)
 {
-    int32_t old = MUTEX_LOCKED;
-    /* Fast path: locked, nobody waiting. On failure the CAS loads the real
-     * state into old and the loop below takes over. */
-    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &old, 0, memory_order_release,
-                                                       memory_order_relaxed)))
-        return GORO_OK;
-    for (;;) {
-        if ((old & MUTEX_LOCKED) == 0)
-            return GORO_EMISUSE; /* not locked: leave the state as it is */
-        if (cas_state(m, &old, old - MUTEX_LOCKED, memory_order_release))
-            break;
+    /* Fast path: the word as this thread last left it, or just LOCKED. On
+     * failure the CAS loads the real state into old and the loop below
+     * takes over. */
+    int32_t old = last_seen.m == m ? last_seen.state | MUTEX_LOCKED : MUTEX_LOCKED;
+    if (unlikely(!atomic_compare_exchange_strong_explicit(&m->state, &old, old - MUTEX_LOCKED,
+                                                          memory_order_release,
+                                                          memory_order_relaxed))) {
+        for (;;) {
+            if ((old & MUTEX_LOCKED) == 0)
+                return GORO_EMISUSE; /* not locked: leave the state as it is */
+            if (cas_state(m, &old, old - MUTEX_LOCKED, memory_order_release))
+                break;
+        }
     }
     int32_t new = old - MUTEX_LOCKED;
+    remember_state(m, new);
     if (new != 0)
         mutex_unlock_slow(m, new);
     return GORO_OK;

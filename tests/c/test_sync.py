@@ -110,6 +110,38 @@ def test_mutex_basic_and_misuse(clib):
     assert lib.sync_mutex_state(m) == 0
 
 
+def test_mutex_state_guess_only_saves_a_cas(clib):
+    """mutex.c, "The state guess": Lock and Unlock expect the word this
+    thread last left in the Mutex. That may only save a CAS, never change
+    what they do: Unlock must still refuse an unlocked Mutex whose word is
+    the guess but for LOCKED, and Lock must not take a starving Mutex whose
+    word is the guess (an Unlock's handoff in flight): it queues for the
+    handoff. Single-threaded; words set by hand (W: one counted waiter)."""
+    ffi, lib = clib
+    m = ffi.new("goro_mutex_t *")
+    W = MUTEX_WAITER
+    # A wakeup in flight to a counted waiter; the Mutex is free.
+    lib.sync_mutex_set(m, W | MUTEX_WOKEN, 0)
+    lib.goro_mutex_lock(m)  # barges
+    assert lib.sync_mutex_state(m) == W | MUTEX_WOKEN | MUTEX_LOCKED
+    assert lib.goro_mutex_unlock(m) == GORO_OK
+    assert lib.sync_mutex_state(m) == W | MUTEX_WOKEN  # this thread's guess now
+    assert lib.goro_mutex_unlock(m) == GORO_EMISUSE
+    assert lib.sync_mutex_state(m) == W | MUTEX_WOKEN
+    # Starvation mode, held here, one waiter counted: Unlock hands off. No
+    # one is queued, so the handed-off count waits in the semaphore.
+    lib.sync_mutex_set(m, W | MUTEX_STARVING | MUTEX_LOCKED, 0)
+    assert lib.goro_mutex_unlock(m) == GORO_OK
+    assert lib.sync_mutex_state(m) == W | MUTEX_STARVING
+    assert lib.sync_mutex_sema(m) == 1
+    # The word is now exactly the guess. Lock queues, takes the count and
+    # with it the lock (leaving starvation mode unless this thread was
+    # descheduled for over 1 ms in between).
+    lib.goro_mutex_lock(m)
+    assert lib.sync_mutex_sema(m) == 0
+    assert lib.sync_mutex_state(m) & ~MUTEX_STARVING == W | MUTEX_LOCKED
+
+
 @pytest.mark.parametrize(
     "ngor,nthreads,trylock",
     [(8, 0, 0), (8, 3, 0), (6, 2, 1)],

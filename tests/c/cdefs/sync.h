@@ -40,6 +40,8 @@ int64_t sync_sema_requeue_front(int rounds);
 int64_t sync_sema_handoff(int rounds, int handoff, int driver_kind, int procs, int64_t *waiter_first, int64_t *barged);
 int64_t sync_sema_stress(int ngor, int nthreads, uint32_t k, int64_t iters, int *max_inside);
 int32_t sync_mutex_state(goro_mutex_t *m);
+uint32_t sync_mutex_sema(goro_mutex_t *m);
+void sync_mutex_set(goro_mutex_t *m, int32_t state, uint32_t sema);
 int sync_mutex_waiters(goro_mutex_t *m);
 int64_t sync_mutex_exclusion(int ngor, int nthreads, int64_t iters, int use_trylock, int64_t *counter, int64_t *starving_seen);
 int64_t sync_mutex_starvation(int hog_kind, int waiter_kind, int64_t hold_ns, int yield_every, int nsamples, int64_t *waits_out, int64_t *hog_rounds, int64_t *starving_seen);

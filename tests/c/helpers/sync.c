@@ -408,6 +408,19 @@ int32_t sync_mutex_state(goro_mutex_t *m)
     return atomic_load(&m->state);
 }
 
+uint32_t sync_mutex_sema(goro_mutex_t *m)
+{
+    return atomic_load(&m->sema);
+}
+
+/* Put a quiet Mutex (nobody using it) into a given state, for tests of the
+ * fast paths' guess that need a word with waiters counted. */
+void sync_mutex_set(goro_mutex_t *m, int32_t state, uint32_t sema)
+{
+    atomic_store(&m->state, state);
+    atomic_store(&m->sema, sema);
+}
+
 struct excl {
     goro_mutex_t mu;
     int64_t counter; /* plain: only the lock protects it */
