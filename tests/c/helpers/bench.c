@@ -321,6 +321,48 @@ int64_t bench_mutex(int n, int64_t iters)
     return m.counter == n * iters ? dt : -1;
 }
 
+/* ---- a bystander beside a contended mutex ---- */
+
+struct bystander {
+    int64_t sleep_ns;
+    int64_t *late;
+    int max, n;
+    _Atomic int stop;
+    goro_waitgroup_t wg;
+};
+
+static void bystander_loop(void *arg)
+{
+    struct bystander *b = arg;
+    while (!atomic_load(&b->stop) && b->n < b->max) {
+        int64_t t0 = goro_nanotime();
+        goro_sleep(b->sleep_ns);
+        b->late[b->n++] = goro_nanotime() - t0 - b->sleep_ns;
+    }
+    goro_waitgroup_done(&b->wg);
+}
+
+/* bench_mutex(n, iters) while one more goroutine sleeps sleep_ns in a loop:
+ * how late each of its wakeups ran (ns, up to max of them, count in
+ * *nlate) says how long a goroutine queued beside the contenders waits for
+ * a CPU. Returns bench_mutex's elapsed ns (-1: a lost update). */
+int64_t bench_mutex_bystander(int n, int64_t iters, int64_t sleep_ns, int64_t *late, int max,
+                              int *nlate)
+{
+    struct bystander b;
+    memset(&b, 0, sizeof b);
+    b.sleep_ns = sleep_ns;
+    b.late = late;
+    b.max = max;
+    goro_waitgroup_add(&b.wg, 1);
+    goro_go(bystander_loop, &b);
+    int64_t dt = bench_mutex(n, iters);
+    atomic_store(&b.stop, 1);
+    goro_waitgroup_wait(&b.wg);
+    *nlate = b.n;
+    return dt;
+}
+
 /* ---- cancel fan-out: a closed channel broadcasts to n waiters ---- */
 
 struct fanout {
