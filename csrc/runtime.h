@@ -199,6 +199,17 @@ _Static_assert(offsetof(struct g, ctx) + sizeof(struct goro_context) <= 64,
                "struct g: the wake-path fields must fit in its first cache line");
 #endif
 
+/* A goroutine can resume on another thread after any park, so code must not
+ * keep a TLS address across one. Functions that touch thread-local state for
+ * code that may have parked are NOT_CACHEABLE: opaque to the optimiser (no
+ * inlining, no inter-procedural "pure" inference), so every call re-reads the
+ * current thread's TLS. */
+#if defined(__clang__)
+#define NOT_CACHEABLE __attribute__((noinline, optnone))
+#else
+#define NOT_CACHEABLE __attribute__((noinline, noipa))
+#endif
+
 /* Current G: the running goroutine, or this plain thread's thread G (created on
  * first use). Never NULL. Not cacheable across a park: the goroutine may be on
  * another thread afterwards, so getg() reads thread-local state through a

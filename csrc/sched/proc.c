@@ -76,12 +76,6 @@ void __tsan_destroy_fiber(void *fiber);
 void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
-#if defined(__clang__)
-#define NOT_CACHEABLE __attribute__((noinline, optnone))
-#else
-#define NOT_CACHEABLE __attribute__((noinline, noipa))
-#endif
-
 /* How often a parked main thread checks for a deadlock. */
 #define DEAD_CHECK_NS (100 * 1000 * 1000)
 
@@ -126,10 +120,7 @@ static _Thread_local bool tls_interruptible __attribute__((tls_model("initial-ex
 static pthread_key_t thread_g_key;
 static pthread_once_t thread_g_key_once = PTHREAD_ONCE_INIT;
 
-/* A goroutine can resume on another thread after any park, so code must not
- * keep a TLS address across one. These accessors are opaque to the optimiser
- * (no inlining, no inter-procedural "pure" inference): every call re-reads
- * the current thread's TLS. */
+/* NOT_CACHEABLE (runtime.h): every call re-reads the current thread's TLS. */
 NOT_CACHEABLE struct m *getm(void)
 {
     return tls_m;
@@ -1334,7 +1325,8 @@ void m_waiting_for_gil(bool waiting)
 /* Mutex spinning support                                                     */
 
 /* How long one turn of a G on a P (one schedule()) may spin on Mutexes while
- * other Gs wait in the P's queue. See sync_runtime_can_spin. */
+ * other Gs wait in the P's queue, counted from the turn's first such spin.
+ * See sync_runtime_can_spin. */
 #define SPIN_WITH_QUEUED_NS (50 * 1000)
 
 /* The first call in a turn starts the turn's budget; later ones spend it. */
@@ -1370,7 +1362,8 @@ bool sync_runtime_can_spin(int i)
     if (mp == NULL || mp->p == NULL || runq_empty(mp->p))
         return true;
     /* Gs are queued here, and spinning delays them. Go never spins then.
-     * We do, for the first SPIN_WITH_QUEUED_NS of the turn, because under
+     * We do, for SPIN_WITH_QUEUED_NS from the turn's first spin with work
+     * queued (the turn: one schedule() of this P), because under
      * contention the queued Gs are mostly the lock's own waiters: Unlock
      * readies the one it wakes into its P's runnext, where it waits until
      * the running G parks (a median 65 us in a trace of the 8-goroutine
@@ -1384,7 +1377,7 @@ bool sync_runtime_can_spin(int i)
      * loop beside them (how late it woke: p50 / p90):
      *     never spin with work queued (Go's rule)  55-137, bimodal   4 / 20 us
      *     always spin                              49-65         500 us / 2.5 ms
-     *     spin for the turn's first 50 us          55-64          20 / 50 us
+     *     spin for 50 us of the turn               55-64          20 / 50 us
      *     Go 1.27, same program                    75-94          30-85 / 100-350 us
      * So a queued G still runs within about 50 us plus one spin, and the
      * lock keeps the throughput of spinning. Since mutex.c's state guess,

@@ -19,7 +19,8 @@
  * have the advantage of already running on a CPU (and there may be many).
  * A woken waiter that loses goes back to the front of the queue (lifo).
  * Arrivals may also spin a little (sync_runtime_can_spin: only on a
- * multi-core machine with other Ps busy and nothing queued locally), since
+ * multi-core machine with other Ps busy, and with Gs queued locally only
+ * for 50 us of the spinner's turn), since
  * the holder will likely unlock within a few hundred nanoseconds. Barging
  * like this gives much better throughput: a lock handed from CPU to CPU
  * through the scheduler costs microseconds, a lock re-taken by the running
@@ -53,9 +54,11 @@
  * Lock/Unlock by one goroutine while six others sleep counted leaves it at
  * "6 waiters, WOKEN"), so each thread remembers the word it last left in
  * the last Mutex it used (last_seen, thread-local: no sharing, no
- * ordering) and expects that. A wrong guess costs exactly what the old fast
- * path's failure cost: the CAS fails and returns the real word, from which
- * the slow path goes on. A right guess is only ever a word the slow path
+ * ordering) and expects that. A wrong guess costs a failed CAS, which
+ * returns the real word for the slow path to go on from: under contention
+ * that is what the old fast path's failure cost; once contention ends, a
+ * stale guess fails where 0 or LOCKED would have succeeded, once, since the
+ * slow path records the real word. A right guess is only ever a word the slow path
  * would act on the same way: Lock uses a guess only when it has neither
  * LOCKED nor STARVING (then LOCKED is all the slow path would add: a
  * barging acquisition), Unlock only with LOCKED set (then clearing it is
@@ -96,6 +99,13 @@ static inline void remember_state(const goro_mutex_t *m, int32_t state)
 {
     last_seen.m = m;
     last_seen.state = state;
+}
+
+/* The same, for code that may have parked since it last touched TLS (and
+ * so may run on another thread now): see NOT_CACHEABLE in runtime.h. */
+static NOT_CACHEABLE void remember_state_after_park(const goro_mutex_t *m, int32_t state)
+{
+    remember_state(m, state);
 }
 
 /* Normal mode: we were woken (our wakeup consumed: we are "awoke", and WOKEN
@@ -139,7 +149,7 @@ static void mutex_take_handoff(goro_mutex_t *m, bool starving)
         if (!starving || waiters_of(old) == 1)
             new &= ~MUTEX_STARVING;
         if (cas_state(m, &old, new, memory_order_acquire)) {
-            remember_state(m, new);
+            remember_state_after_park(m, new);
             return;
         }
     }
@@ -268,7 +278,7 @@ static int mutex_lock_slow(goro_mutex_t *m, int32_t old, enum wait_reason reason
         if (!cas_state(m, &old, new, memory_order_acquire))
             continue; /* old reloaded by the CAS */
         if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == 0) {
-            remember_state(m, new); /* locked it with the CAS */
+            remember_state_after_park(m, new); /* locked it with the CAS */
             return GORO_OK;
         }
 

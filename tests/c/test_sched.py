@@ -184,7 +184,7 @@ def test_runnext_chain_does_not_starve_the_ring(clib):
 
 def test_mutex_spinning_with_work_queued_has_a_budget(clib):
     """sync_runtime_can_spin: a Mutex waiter may spin while Gs wait in its
-    P's queue only in the first 50 us of its turn on the P (Go never does;
+    P's queue only for 50 us of its turn on the P (Go never does;
     see proc.c for why and what it costs the queued Gs). Asked with another
     P running and a G queued: yes at first, no 80 us into the same turn, no
     at the fifth spin whatever the time, yes again in the next turn. On one
