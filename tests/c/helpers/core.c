@@ -587,7 +587,6 @@ int64_t core_runnext_chain_fairness(int64_t limit)
 
 /* ---- sync_runtime_can_spin's budget for spinning with work queued ---- */
 
-
 struct spin_budget {
     _Atomic int busy_running, busy_stop;
     _Atomic int queued_ran;
@@ -615,7 +614,7 @@ static void spin_budget_queued(void *arg)
 /* can_spin(i) as a Mutex waiter would call it, and whether its other
  * conditions (another P running, none idle or spinning; Gs queued on ours)
  * held at that moment, so the answer depends only on the budget. */
-static bool spin_budget_ask(struct spin_budget *s, int i, int64_t *verdict)
+static void spin_budget_ask(struct spin_budget *s, int i, int64_t *verdict)
 {
     struct p *pp = getm()->p;
     bool pre = atomic_load(&sched.npidle) == 0 && atomic_load(&sched.nmspinning) == 0 &&
@@ -624,7 +623,6 @@ static bool spin_budget_ask(struct spin_budget *s, int i, int64_t *verdict)
     pre = pre && atomic_load(&sched.npidle) == 0 && atomic_load(&sched.nmspinning) == 0 &&
           !runq_empty(pp);
     s->preconditions = s->preconditions && pre;
-    return pre;
 }
 
 static void spin_budget_main(void *arg)
