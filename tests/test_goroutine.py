@@ -102,16 +102,30 @@ class _GilStateProbe:
 
 def test_migration_keeps_python_state():
     """Goroutines hop between worker threads across thousands of gosched()
-    calls; everything the interpreter keeps per thread state survives."""
+    calls; everything the interpreter keeps per thread state survives.
+    Each worker yields n_yields times and then on until it has run on two
+    threads (at most max_yields): which M takes a yielded goroutine is the
+    scheduler's choice, and one M tends to keep running Python goroutines
+    while it has them (goroutine.c, the GIL runner), so a fixed count could
+    end before a goroutine ever moved. Two busy goroutines keep both Ps
+    going until every worker is done, so the last workers still have
+    company to be displaced by."""
     old = runtime.gomaxprocs(2)
+    stop_busy = threading.Event()
     try:
         n_goroutines = 8
         n_yields = 2000
+        max_yields = 50_000
+        pinned = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))  # never moves
         tl = threading.local()
         results = {}
         errors = []
         lock = threading.Lock()
         done = threading.Event()
+
+        def busy():
+            while not stop_busy.is_set():
+                runtime.gosched()
 
         def worker(i):
             try:
@@ -130,7 +144,9 @@ def test_migration_keeps_python_state():
                 try:
                     raise ValueError(i)
                 except ValueError as handling:
-                    for k in range(n_yields):
+                    for k in range(max_yields):
+                        if k >= n_yields and (len(threads) > 1 or pinned):
+                            break
                         threads.add(threading.get_native_id())
                         runtime.gosched()
                         assert cv.get() == f"g{i}"
@@ -150,12 +166,14 @@ def test_migration_keeps_python_state():
                     if len(results) + len(errors) == n_goroutines:
                         done.set()
 
+        for _ in range(2):
+            pygoro.go(busy)
         for i in range(n_goroutines):
             pygoro.go(worker, i)
         assert done.wait(120)
         assert errors == []
         moved = [i for i, ts in results.items() if len(ts) > 1]
-        if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        if pinned:
             # free-threaded: pinned to the thread they started on (see
             # tests/test_freethread.py); the state checks above still ran
             assert moved == [], results
@@ -165,6 +183,7 @@ def test_migration_keeps_python_state():
         # the spawner's context was copied, not shared
         assert cv.get() == "unset"
     finally:
+        stop_busy.set()
         runtime.gomaxprocs(old)
 
 
