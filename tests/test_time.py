@@ -9,6 +9,7 @@ import contextvars
 import gc
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import threading
 import time
@@ -141,7 +142,13 @@ def test_idle_m_fires_due_timers_instead_of_spinning():
         pygoro.runtime.gomaxprocs(old)
     # About one park per batch of timers that fire together (tens a round
     # when it works); with the spin, ~100 times more than the bound.
-    assert parks < n * rounds // 2, parks
+    # Free-threaded builds pin each goroutine to the M where it first ran
+    # Python (sched/pin.c), so a fired timer often wakes that M in
+    # particular: 400-3,300 parks for the 3 rounds there, before and after
+    # the Mutex changes of 2026-12-02 alike (15-250 with the GIL). Their
+    # bound is 4x higher and still ~20x below the spin's 240,000-450,000.
+    pinned = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    assert parks < (n * rounds * 2 if pinned else n * rounds // 2), parks
 
 def test_sleeping_thread_releases_the_gil():
     counter = [0]
