@@ -46,9 +46,7 @@
 /* Lock m from any caller, the GIL held. 0, or -1 with an exception. */
 static int lock_mutex(goro_mutex_t *m, enum wait_reason reason, const char *what)
 {
-    int32_t unlocked = 0;
-    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &unlocked, MUTEX_LOCKED,
-                                                       memory_order_acquire, memory_order_relaxed)))
+    if (likely(mutex_trylock_fast(m)))
         return 0;
     for (;;) {
         bridge_prepare_block();

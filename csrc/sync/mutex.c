@@ -312,17 +312,33 @@ static int mutex_lock_slow(goro_mutex_t *m, int32_t old, enum wait_reason reason
     }
 }
 
+/* Lock's fast path: one CAS expecting the guessed word. True: locked. False:
+ * *old holds the word the CAS found. */
+static inline bool mutex_lock_fast(goro_mutex_t *m, int32_t *old)
+{
+    *old = 0;
+    if (last_seen.m == m && (last_seen.state & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
+        *old = last_seen.state;
+    int32_t new = *old | MUTEX_LOCKED;
+    if (likely(atomic_compare_exchange_strong_explicit(&m->state, old, new, memory_order_acquire,
+                                                       memory_order_relaxed))) {
+        remember_state(m, new);
+        return true;
+    }
+    return false;
+}
+
+bool mutex_trylock_fast(goro_mutex_t *m)
+{
+    int32_t old;
+    return mutex_lock_fast(m, &old);
+}
+
 int mutex_lock_ex(goro_mutex_t *m, enum wait_reason reason, bool spin, bool intr)
 {
-    int32_t old = 0;
-    if (last_seen.m == m && (last_seen.state & (MUTEX_LOCKED | MUTEX_STARVING)) == 0)
-        old = last_seen.state;
-    if (likely(atomic_compare_exchange_strong_explicit(&m->state, &old, old | MUTEX_LOCKED,
-                                                       memory_order_acquire,
-                                                       memory_order_relaxed))) {
-        remember_state(m, old | MUTEX_LOCKED);
+    int32_t old;
+    if (likely(mutex_lock_fast(m, &old)))
         return GORO_OK;
-    }
     /* The failed CAS loaded the state: start from it instead of reading
      * the contended line a second time. */
     return mutex_lock_slow(m, old, reason, spin, intr);

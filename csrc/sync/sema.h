@@ -93,6 +93,10 @@ void mutex_lock_reason(goro_mutex_t *m, enum wait_reason reason);
  * waiter (sema.c, mutex.c's mutex_withdraw); a lock that was already on its
  * way to the caller is taken and released again. Otherwise GORO_OK. */
 int mutex_lock_ex(goro_mutex_t *m, enum wait_reason reason, bool spin, bool intr);
+/* mutex_lock_ex's fast path alone (one CAS, mutex.c's state guess): true if
+ * it took the lock. For the bridge, which tries it with the GIL held before
+ * it prepares to block. */
+bool mutex_trylock_fast(goro_mutex_t *m);
 
 /* RWMutex Lock for the bridge; spin and intr as for mutex_lock_ex (an
  * interrupted pending writer withdraws, see rwmutex.c). GORO_OK or

@@ -611,18 +611,22 @@ static void spin_budget_queued(void *arg)
     latch_done(&s->done);
 }
 
-/* can_spin(i) as a Mutex waiter would call it, and whether its other
- * conditions (another P running, none idle or spinning; Gs queued on ours)
- * held at that moment, so the answer depends only on the budget. */
+/* can_spin's other conditions: another P running, none idle or spinning,
+ * Gs queued on ours. */
+static bool spin_budget_others_hold(void)
+{
+    return atomic_load(&sched.npidle) == 0 && atomic_load(&sched.nmspinning) == 0 &&
+           !runq_empty(getm()->p);
+}
+
+/* can_spin(i) as a Mutex waiter would call it, noting whether the other
+ * conditions held before and after, so the answer depends only on the
+ * budget. */
 static void spin_budget_ask(struct spin_budget *s, int i, int64_t *verdict)
 {
-    struct p *pp = getm()->p;
-    bool pre = atomic_load(&sched.npidle) == 0 && atomic_load(&sched.nmspinning) == 0 &&
-               !runq_empty(pp);
+    bool before = spin_budget_others_hold();
     *verdict = sync_runtime_can_spin(i);
-    pre = pre && atomic_load(&sched.npidle) == 0 && atomic_load(&sched.nmspinning) == 0 &&
-          !runq_empty(pp);
-    s->preconditions = s->preconditions && pre;
+    s->preconditions = s->preconditions && before && spin_budget_others_hold();
 }
 
 static void spin_budget_main(void *arg)
